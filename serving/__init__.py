@@ -1,0 +1,1 @@
+"""Export to versioned SavedModels, the TF-Serving-compatible model server, its client and the CLI."""

@@ -1,0 +1,1 @@
+"""Data sources, task glue, strategies and the custom distributed training loop."""

@@ -1,0 +1,205 @@
+"""Run configuration: dataclasses with defaults, overridden by a YAML file and `--set key=value`.
+
+A run is described by a `RunConfig`: the task name, the data source, the loop settings (`train`)
+and the task's own settings (`model`, a dataclass each task declares as `Task.Config`). The
+resolved config is written to `RUN_DIR/config.yaml`, so export and resume rebuild the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing
+from typing import Any
+
+import yaml
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of the training loop, shared by every task.
+
+    Args:
+        steps: total optimizer steps of the run (a resumed run stops at the same total).
+        batch_size: global batch size, split evenly across replicas.
+        learning_rate: learning rate of the optimizer.
+        optimizer: "adam", "sgd" or "rmsprop".
+        clip_norm: global-norm gradient clipping; 0 disables it.
+        checkpoint_every: save a checkpoint every this many steps (and always on exit).
+        keep_checkpoints: how many checkpoints to keep.
+        eval_every: evaluate on the validation split every this many steps; 0 only at the end.
+        log_every: write TensorBoard scalars and refresh the progress bar every this many steps.
+        strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
+        seed: seed of data generation, shuffling and weight initialisation.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    clip_norm: float = 1.0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    eval_every: int = 0
+    log_every: int = 10
+    strategy: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}."
+            )
+        if self.optimizer not in ("adam", "sgd", "rmsprop"):
+            raise ValueError(
+                f"Unknown optimizer {self.optimizer!r}; accepted: adam, sgd, rmsprop."
+            )
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1; received {getattr(self, name)}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"train.learning_rate must be positive; received {self.learning_rate}.")
+        if self.clip_norm < 0 or self.eval_every < 0:
+            raise ValueError("train.clip_norm and train.eval_every must be >= 0.")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything needed to rebuild a run: task, data source, loop settings and model settings."""
+
+    task: str
+    data: str = "builtin"
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    model: Any = None
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task,
+            "data": self.data,
+            "train": dataclasses.asdict(self.train),
+            "model": dataclasses.asdict(self.model) if self.model is not None else {},
+        }
+
+
+def _coerce(value: str, target_type) -> Any:
+    """Parses a `--set` string into the type of the dataclass field it overrides."""
+    origin = typing.get_origin(target_type)
+    if origin is typing.Union or (origin is not None and type(None) in typing.get_args(target_type)):
+        args = [a for a in typing.get_args(target_type) if a is not type(None)]
+        if value.lower() in ("none", "null"):
+            return None
+        return _coerce(value, args[0])
+    if target_type is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean (true/false), received {value!r}")
+    if target_type in (int, float, str):
+        return target_type(value)
+    return yaml.safe_load(value)
+
+
+def build_dataclass(cls, values: dict | None, section: str):
+    """Builds dataclass `cls` from a dict, rejecting unknown keys with the list of valid ones."""
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"Unknown {section} setting(s) {unknown}; accepted: {', '.join(sorted(fields))}."
+        )
+    hints = typing.get_type_hints(cls)
+    for key, value in list(values.items()):
+        if isinstance(value, str) and hints.get(key) is not str:
+            try:
+                values[key] = _coerce(value, hints[key])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"Bad value for {section}.{key}: {err}") from None
+    return cls(**values)
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """Turns ["train.steps=10", "model.units=8", "data=file:x.tsv"] into a nested dict."""
+    nested: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value (e.g. train.steps=100); received {item!r}.")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) > 2 or parts[0] not in ("task", "data", "train", "model"):
+            raise ValueError(
+                f"--set key {key!r} is not one of: data, train.<name>, model.<name>."
+            )
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve(
+    task: str | None = None,
+    config_file: str | pathlib.Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> RunConfig:
+    """Resolves defaults < `base` (e.g. a run dir's saved config) < YAML file < `--set` overrides."""
+    from training.tasks import get_task_class
+
+    raw: dict = dict(base or {})
+    if config_file is not None:
+        path = pathlib.Path(config_file)
+        if not path.is_file():
+            raise ValueError(f"Config file {str(path)!r} does not exist.")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"Config file {str(path)!r} must hold a mapping at top level.")
+        raw = _merge(raw, loaded)
+    raw = _merge(raw, parse_overrides(overrides))
+    if task is not None:
+        raw["task"] = task
+    if not raw.get("task"):
+        raise ValueError("No task given; name one (e.g. `seqzoo train sentiment`).")
+    unknown = sorted(set(raw) - {"task", "data", "train", "model"})
+    if unknown:
+        raise ValueError(f"Unknown config section(s) {unknown}; accepted: task, data, train, model.")
+    task_cls = get_task_class(raw["task"])
+    return RunConfig(
+        task=raw["task"],
+        data=str(raw.get("data", "builtin")),
+        train=build_dataclass(TrainConfig, raw.get("train"), "train"),
+        model=build_dataclass(task_cls.Config, raw.get("model"), "model"),
+    )
+
+
+def save(config: RunConfig, run_dir: str | pathlib.Path) -> pathlib.Path:
+    path = pathlib.Path(run_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def load(run_dir: str | pathlib.Path, overrides: list[str] | None = None) -> RunConfig:
+    """Loads the config a run directory was trained with, optionally overridden."""
+    path = pathlib.Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"{str(run_dir)!r} is not a run directory: it has no config.yaml "
+            "(create one with `seqzoo train TASK --run-dir DIR`)."
+        )
+    return resolve(base=yaml.safe_load(path.read_text()) or {}, overrides=overrides)

@@ -1,0 +1,1 @@
+"""Data sources: built-in generators, TFDS loaders and user files."""

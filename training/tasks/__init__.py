@@ -1,0 +1,25 @@
+"""Registry of tasks: `seqzoo train NAME` looks NAME up here.
+
+Entries are "module:Class" strings, imported on first use, so that importing the registry stays
+cheap and one family's dependencies never load for another.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TASKS: dict[str, str] = {
+    "sentiment": "training.tasks.sentiment:SentimentTask",
+}
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS)
+
+
+def get_task_class(name: str):
+    """Returns the Task subclass registered under `name`; unknown names list the valid ones."""
+    if name not in TASKS:
+        raise ValueError(f"Unknown task {name!r}; accepted: {', '.join(task_names())}.")
+    module_name, class_name = TASKS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,85 @@
+"""The contract between a model family and the training loop, export and evaluation."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import pathlib
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+
+
+class Task(abc.ABC):
+    """Glue between one model family, its data and the generic loop.
+
+    The loop (training/loop.py) calls, in order: `prepare()` once on every worker (loads data and
+    builds or reloads vocabularies under `run_dir/assets/`, so a resumed run and the export see the
+    same ones); `build_model()` inside `strategy.scope()`; `train_dataset()` through
+    `strategy.distribute_datasets_from_function`; `compute_loss()` inside `strategy.run`; and
+    `evaluate()` on the host. Export (serving/export.py) calls `prepare()`, `build_model()`,
+    restores the checkpoint, then `export_module()` and `warmup_inputs()`.
+
+    Subclasses set `name` and `Config` (a dataclass of model and data settings, every field with a
+    default) and implement the abstract methods.
+    """
+
+    name: ClassVar[str] = ""
+
+    @dataclasses.dataclass
+    class Config:
+        pass
+
+    def __init__(self, config, data: str = "builtin", run_dir: str | pathlib.Path | None = None,
+                 seed: int = 0):
+        self.config = config
+        self.data = data
+        self.run_dir = pathlib.Path(run_dir) if run_dir is not None else None
+        self.seed = seed
+
+    @property
+    def assets_dir(self) -> pathlib.Path | None:
+        return None if self.run_dir is None else self.run_dir / "assets"
+
+    @abc.abstractmethod
+    def prepare(self) -> None:
+        """Loads the data source and builds (or reloads from `assets_dir`) vocabularies."""
+
+    @abc.abstractmethod
+    def train_dataset(self, global_batch_size: int,
+                      input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """An endless, seeded, shuffled dataset of per-replica batches, sharded by `input_context`.
+
+        The per-replica batch size is `input_context.get_per_replica_batch_size(global_batch_size)`
+        (or the global one without a context); batches are `drop_remainder=True` so every replica
+        sees the same shape.
+        """
+
+    @abc.abstractmethod
+    def build_model(self) -> keras.Model:
+        """Builds the Keras model (called inside `strategy.scope()`); weights are created here."""
+
+    @abc.abstractmethod
+    def compute_loss(self, model: keras.Model, batch, training: bool):
+        """Returns `(per_example_loss, per_example_metrics)`.
+
+        `per_example_loss` has shape [per_replica_batch]; the loop sums it and divides by the
+        global batch size (so gradients are correct under any number of replicas) and adds
+        `model.losses`. `per_example_metrics` maps a metric name to a [per_replica_batch] float
+        tensor averaged the same way (e.g. accuracy as 0/1 per example).
+        """
+
+    @abc.abstractmethod
+    def evaluate(self, model: keras.Model) -> dict[str, float]:
+        """Metrics on the validation split (e.g. accuracy, BLEU), computed on the host."""
+
+    @abc.abstractmethod
+    def export_module(self, model: keras.Model) -> tf.Module:
+        """A `tf.Module` tracking `model` whose `.signatures` dict maps signature names (at least
+        "serving_default") to `tf.function`s with an `input_signature`; raw inputs in (text,
+        images, observations), labels/captions/translations out."""
+
+    def warmup_inputs(self) -> dict[str, list]:
+        """Example inputs of `serving_default`, by input name, written as warmup requests."""
+        return {}

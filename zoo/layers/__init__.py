@@ -1,0 +1,1 @@
+"""Reusable recurrent layers, one public class per module."""

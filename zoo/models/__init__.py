@@ -1,0 +1,1 @@
+"""Model families: each holds its models, preprocessor and serving signatures."""
