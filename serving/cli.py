@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "training.cli",
     "serving.commands",
+    "serving.demo",
 )
 
 
