@@ -1,0 +1,163 @@
+"""A stack of bidirectional LSTM or GRU layers returning sequence outputs and final states."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+MERGE_MODES = ("concat", "sum", "ave", "mul")
+
+
+@keras.saving.register_keras_serializable(package="seqzoo")
+class BidirectionalEncoder(keras.layers.Layer):
+    """Stacked bidirectional recurrent encoder (LSTM or GRU).
+
+    Each of the `num_layers` layers runs one recurrent layer forward in time and one backward,
+    merges their sequence outputs with `merge_mode`, and feeds the merged sequence (after
+    dropout) to the next layer. The recurrent layers are Keras' own `LSTM`/`GRU`, so on a machine
+    without a GPU the traced graph uses the generic (portable) kernel, never `CudnnRNN`.
+
+    Args:
+        units: positive int, size of each direction's hidden state.
+        cell: `"lstm"` (default) or `"gru"`.
+        num_layers: positive int, number of stacked bidirectional layers. Defaults to 1.
+        merge_mode: how forward and backward outputs combine: `"concat"` (default, output size
+            `2 * units`), `"sum"`, `"ave"` or `"mul"` (output size `units`).
+        dropout: float in [0, 1), dropout rate applied to the merged outputs of every layer but
+            the last, during training only. Defaults to 0.
+        **kwargs: base `keras.layers.Layer` arguments (e.g. `name`, `dtype`).
+
+    Call arguments:
+        inputs: float tensor `[batch, time, features]`.
+        mask: optional boolean tensor `[batch, time]`, `True` at valid steps. Padding must be on
+            the right (valid steps first). Masked steps do not change the recurrent state, the
+            final states are those at the last valid step of each direction, and outputs at
+            masked steps are zeros. The mask is propagated to `outputs`.
+        training: Python bool or None, whether dropout is active.
+
+    Returns:
+        A tuple `(outputs, states)`: `outputs` is `[batch, time, D]` with `D = 2 * units` for
+        `"concat"` and `units` otherwise; `states` is a flat list, layer by layer, forward then
+        backward, each direction's states in Keras order (LSTM: `h, c`; GRU: `h`), each
+        `[batch, units]`. An LSTM with 2 layers gives 8 tensors:
+        `l0_fwd_h, l0_fwd_c, l0_bwd_h, l0_bwd_c, l1_fwd_h, l1_fwd_c, l1_bwd_h, l1_bwd_c`.
+
+    Example:
+
+    >>> encoder = BidirectionalEncoder(16, cell="lstm", num_layers=2)
+    >>> x = np.random.rand(4, 7, 8).astype("float32")
+    >>> mask = np.arange(7)[None, :] < np.array([[7], [5], [3], [1]])
+    >>> outputs, states = encoder(x, mask=mask)
+    >>> outputs.shape, len(states), states[0].shape
+    (TensorShape([4, 7, 32]), 8, TensorShape([4, 16]))
+    """
+
+    def __init__(self, units, cell="lstm", num_layers=1, merge_mode="concat", dropout=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"`units` must be a positive integer. Received: units={units}")
+        if cell not in CELLS:
+            raise ValueError(
+                f"`cell` must be one of {', '.join(map(repr, CELLS))}. Received: cell={cell!r}"
+            )
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
+            raise ValueError(
+                f"`num_layers` must be a positive integer. Received: num_layers={num_layers}"
+            )
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                f"`merge_mode` must be one of {', '.join(map(repr, MERGE_MODES))}. "
+                f"Received: merge_mode={merge_mode!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.units = units
+        self.cell = cell
+        self.num_layers = num_layers
+        self.merge_mode = merge_mode
+        self.dropout = dropout
+        self.supports_masking = True
+
+        rnn_class = CELLS[cell]
+        self.forward_layers = []
+        self.backward_layers = []
+        for index in range(num_layers):
+            for go_backwards, direction, layers in ((False, "fwd", self.forward_layers),
+                                                    (True, "bwd", self.backward_layers)):
+                layers.append(rnn_class(
+                    units,
+                    return_sequences=True,
+                    return_state=True,
+                    go_backwards=go_backwards,
+                    dtype=self.dtype_policy,
+                    name=f"l{index}_{direction}",
+                ))
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    @property
+    def states_per_direction(self):
+        """Number of state tensors each direction returns: 2 for LSTM (h, c), 1 for GRU (h)."""
+        return 2 if self.cell == "lstm" else 1
+
+    @property
+    def output_dim(self):
+        return 2 * self.units if self.merge_mode == "concat" else self.units
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for forward, backward in zip(self.forward_layers, self.backward_layers):
+            forward.build(shape)
+            backward.build(shape)
+            shape = shape[:-1] + (self.output_dim,)
+
+    def _merge(self, forward, backward):
+        if self.merge_mode == "concat":
+            return ops.concatenate([forward, backward], axis=-1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "ave":
+            return (forward + backward) / 2.0
+        return forward * backward
+
+    def call(self, inputs, mask=None, training=None):
+        sequence = inputs
+        step_mask = None if mask is None else ops.cast(mask, self.compute_dtype)[:, :, None]
+        states = []
+        for index, (forward, backward) in enumerate(zip(self.forward_layers,
+                                                        self.backward_layers)):
+            if index > 0:
+                sequence = self.dropout_layer(sequence, training=training)
+            forward_out, *forward_states = forward(sequence, mask=mask, training=training)
+            backward_out, *backward_states = backward(sequence, mask=mask, training=training)
+            # go_backwards yields outputs in reversed time order; realign them with the inputs.
+            backward_out = ops.flip(backward_out, axis=1)
+            sequence = self._merge(forward_out, backward_out)
+            if step_mask is not None:
+                # Keras RNNs repeat the last valid output over padding; the contract is zeros.
+                sequence = sequence * step_mask
+            states.extend(forward_states)
+            states.extend(backward_states)
+        return sequence, states
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        return mask, [None] * (2 * self.num_layers * self.states_per_direction)
+
+    def compute_output_shape(self, input_shape):
+        batch, time = input_shape[0], input_shape[1]
+        state_shapes = [(batch, self.units)] * (2 * self.num_layers * self.states_per_direction)
+        return (batch, time, self.output_dim), state_shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "cell": self.cell,
+            "num_layers": self.num_layers,
+            "merge_mode": self.merge_mode,
+            "dropout": self.dropout,
+        })
+        return config
