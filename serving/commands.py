@@ -1,0 +1,120 @@
+"""`seqzoo export`, `seqzoo serve` and `seqzoo predict`: argument parsing only.
+
+`serve` accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_name`,
+`--model_base_path`), so one command line works for both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+
+def register(subparsers) -> None:
+    export = subparsers.add_parser(
+        "export", help="export a run's latest checkpoint as a new SavedModel version",
+        description="Export RUN_DIR's latest checkpoint to MODELS_DIR/NAME/VERSION (TF Serving layout).",
+    )
+    export.add_argument("run_dir", help="run directory written by `seqzoo train`")
+    export.add_argument("--models-dir", "--models_dir", default="models",
+                        help="root of the model directories (default: models)")
+    export.add_argument("--name", default=None, help="model name (default: the run's task name)")
+    export.add_argument("--version", type=int, default=None,
+                        help="version number (default: one after the latest; never overwritten)")
+    export.set_defaults(func=_export)
+
+    serve = subparsers.add_parser(
+        "serve", help="serve SavedModels over TF Serving's REST and gRPC APIs",
+        description="Serve every model of --models-dir (or one model given by --model_name and "
+                    "--model_base_path) over TF Serving's REST and gRPC APIs.",
+    )
+    serve.add_argument("--models-dir", "--models_dir", default=None,
+                       help="directory of models NAME/VERSION/ (default: models, unless "
+                            "--model_base_path is given)")
+    serve.add_argument("--model_name", "--model-name", default=None)
+    serve.add_argument("--model_base_path", "--model-base-path", default=None)
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
+    serve.add_argument("--port", "--grpc-port", "--grpc_port", dest="port", type=int, default=8500,
+                       help="gRPC port (default: 8500)")
+    serve.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
+                       type=int, default=8501, help="REST port (default: 8501)")
+    serve.add_argument("--file_system_poll_wait_seconds", "--poll-seconds", dest="poll_seconds",
+                       type=float, default=2.0, help="seconds between looks for new versions")
+    serve.set_defaults(func=_serve)
+
+    predict = subparsers.add_parser(
+        "predict", help="send texts to a served model and print its outputs",
+        description="Send each TEXT to model NAME (its signature's single input) and print the outputs.",
+    )
+    predict.add_argument("name", help="model name")
+    predict.add_argument("texts", nargs="+", metavar="TEXT")
+    predict.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
+    predict.add_argument("--host", default="127.0.0.1")
+    predict.add_argument("--port", "--grpc-port", dest="port", type=int, default=8500,
+                         help="gRPC port (default: 8500)")
+    predict.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
+                         type=int, default=8501, help="REST port (default: 8501)")
+    predict.add_argument("--signature", default="serving_default", help="signature name")
+    predict.add_argument("--version", type=int, default=None, help="model version (default: latest)")
+    predict.set_defaults(func=_predict)
+
+
+def _export(args) -> int:
+    from serving.export import export_run
+
+    path = export_run(args.run_dir, args.models_dir, args.name, args.version)
+    print(f"Exported {args.run_dir} to {path}")
+    return 0
+
+
+def _serve(args) -> int:
+    from serving.server import ModelServer
+
+    if (args.model_name is None) != (args.model_base_path is None):
+        raise ValueError("--model_name and --model_base_path go together; give both or neither.")
+    if args.model_base_path is not None and args.models_dir is not None:
+        raise ValueError("Give --models-dir or --model_name/--model_base_path, not both.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = ModelServer(
+        None if args.model_base_path else (args.models_dir or "models"),
+        model_name=args.model_name, model_base_path=args.model_base_path, host=args.host,
+        rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,
+    )
+    server.start()
+    loaded = {name: server.registry.versions(name) for name in server.registry.names()}
+    print(f"Serving {loaded or 'no models yet'}: gRPC on {args.host}:{server.grpc_port}, "
+          f"REST on http://{args.host}:{server.rest_port}/v1/models/NAME (Ctrl-C stops)",
+          flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.stop())
+    server.wait()
+    return 0
+
+
+def _predict(args) -> int:
+    from serving.client import Client
+
+    client = Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port)
+    signature = client.signature(args.name, args.signature, args.version)
+    if len(signature.inputs) != 1:
+        raise ValueError(
+            f"`seqzoo predict` sends one text input, but signature {args.signature!r} of "
+            f"{args.name!r} has inputs {sorted(signature.inputs)}; use serving.client.Client."
+        )
+    input_name = next(iter(signature.inputs))
+    outputs = client.predict(args.name, {input_name: args.texts}, signature_name=args.signature,
+                             version=args.version, via="grpc" if args.grpc else "rest")
+    for index, text in enumerate(args.texts):
+        print(text)
+        for name, values in sorted(outputs.items()):
+            print(f"  {name}: {_show(values[index])}")
+    sys.stdout.flush()
+    return 0
+
+
+def _show(value) -> str:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return value if isinstance(value, str) else repr(value)

@@ -1,0 +1,212 @@
+"""TF Serving's REST JSON mapping of tensors: request bodies to arrays, arrays to response bodies.
+
+Row form (`instances`, answered with `predictions`) and columnar form (`inputs`, answered with
+`outputs`); `{"b64": ...}` for binary strings; string outputs as UTF-8 text unless the output's
+name ends in `_bytes`, which are sent back base64 encoded, as TF Serving does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import grpc
+import numpy as np
+import tensorflow as tf
+
+from serving.serving_error import ServingError
+
+
+def _invalid(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def is_b64(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
+def _shape_and_leaves(value, where: str) -> tuple[tuple[int, ...], list]:
+    if not isinstance(value, list):
+        return (), [value]
+    if not value:
+        return (0,), []
+    shape, leaves = _shape_and_leaves(value[0], where)
+    for item in value[1:]:
+        item_shape, item_leaves = _shape_and_leaves(item, where)
+        if item_shape != shape:
+            raise _invalid(
+                f"{where} is ragged: nested lists of lengths {list(shape)} and {list(item_shape)} at "
+                "the same depth; a tensor needs lists of equal length at each depth."
+            )
+        leaves.extend(item_leaves)
+    return (len(value),) + shape, leaves
+
+
+def _string_leaf(value, where: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if is_b64(value) and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except binascii.Error:
+            raise _invalid(f"{where} holds invalid base64 in {value!r}.") from None
+    raise _invalid(f"{where} expects strings (or {{\"b64\": ...}} objects); received {value!r}.")
+
+
+def _check_leaf(value, dtype: tf.DType, where: str):
+    is_bool = isinstance(value, bool)
+    if dtype == tf.bool:
+        ok = is_bool
+    elif dtype.is_integer:
+        ok = isinstance(value, int) and not is_bool
+    else:
+        ok = isinstance(value, (int, float)) and not is_bool
+    if not ok:
+        raise _invalid(f"{where} expects {dtype.name} values; received {value!r}.")
+    return value
+
+
+def to_array(value, dtype: tf.DType, where: str) -> np.ndarray:
+    """Converts a JSON value (scalar or nested lists) to an array of `dtype`, checking every leaf."""
+    shape, leaves = _shape_and_leaves(value, where)
+    if dtype == tf.string:
+        return np.array([_string_leaf(leaf, where) for leaf in leaves], dtype=object).reshape(shape)
+    try:
+        flat = np.array([_check_leaf(leaf, dtype, where) for leaf in leaves],
+                        dtype=dtype.as_numpy_dtype)
+    except OverflowError:
+        raise _invalid(f"{where} holds a value out of the range of {dtype.name}.") from None
+    return flat.reshape(shape)
+
+
+def parse_predict_request(body, input_specs: dict[str, tf.TensorSpec]) -> tuple[dict, bool]:
+    """Reads the tensors of a predict request body.
+
+    Returns `(inputs, row_format)`: arrays by input name, and whether the body used `instances`.
+    """
+    if not isinstance(body, dict):
+        raise _invalid("The request body must be a JSON object with 'instances' or 'inputs'.")
+    if ("instances" in body) == ("inputs" in body):
+        raise _invalid(
+            "The request body must hold exactly one of 'instances' (row format) or 'inputs' "
+            f"(columnar format); received keys {sorted(body)}."
+        )
+    names = list(input_specs)
+    if "instances" in body:
+        return _parse_rows(body["instances"], input_specs, names), True
+    columns = body["inputs"]
+    if isinstance(columns, dict) and not is_b64(columns):
+        unknown = sorted(set(columns) - set(names))
+        if unknown:
+            raise _invalid(
+                f"input tensor alias not found in signature: {', '.join(unknown)}. "
+                f"Inputs expected to be in the set {{{', '.join(sorted(names))}}}."
+            )
+        return {name: to_array(value, input_specs[name].dtype, f"Input {name!r}")
+                for name, value in columns.items()}, False
+    if len(names) != 1:
+        raise _invalid(
+            f"'inputs' must be an object naming each of the signature's inputs "
+            f"{sorted(names)} when there is more than one."
+        )
+    return {names[0]: to_array(columns, input_specs[names[0]].dtype, f"Input {names[0]!r}")}, False
+
+
+def _parse_rows(instances, input_specs, names) -> dict:
+    if not isinstance(instances, list) or not instances:
+        raise _invalid("'instances' must be a non-empty list, one element per example.")
+    named = [isinstance(row, dict) and not is_b64(row) for row in instances]
+    if not any(named):
+        if len(names) != 1:
+            raise _invalid(
+                f"Each element of 'instances' must be an object naming the signature's inputs "
+                f"{sorted(names)}, since there is more than one."
+            )
+        return {names[0]: to_array(instances, input_specs[names[0]].dtype, f"Input {names[0]!r}")}
+    if not all(named):
+        raise _invalid("Elements of 'instances' must all be objects or all be values, not a mix.")
+    keys = set(instances[0])
+    for index, row in enumerate(instances):
+        if set(row) != keys:
+            raise _invalid(
+                f"Every element of 'instances' must name the same inputs; element 0 has "
+                f"{sorted(keys)} and element {index} has {sorted(row)}."
+            )
+    unknown = sorted(keys - set(names))
+    if unknown:
+        raise _invalid(
+            f"input tensor alias not found in signature: {', '.join(unknown)}. "
+            f"Inputs expected to be in the set {{{', '.join(sorted(names))}}}."
+        )
+    return {name: to_array([row[name] for row in instances], input_specs[name].dtype,
+                           f"Input {name!r}") for name in keys}
+
+
+def _json_strings(array: np.ndarray, binary: bool):
+    def encode(item):
+        data = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        if binary:
+            return {"b64": base64.b64encode(data).decode("ascii")}
+        return data.decode("utf-8", errors="replace")
+
+    flat = [encode(item) for item in array.ravel().tolist()]
+    if array.ndim == 0:
+        return flat[0]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def to_json(name: str, array: np.ndarray):
+    """One output tensor as JSON: numbers and booleans as they are, strings as text or b64."""
+    if array.dtype.kind in "OSU":
+        return _json_strings(array, binary=name.endswith("_bytes"))
+    return array.tolist()
+
+
+def format_predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
+    """The response body: `predictions` rows for a row request, `outputs` columns otherwise.
+
+    A single output is given without its name (a list, not an object), as TF Serving does.
+    """
+    if not row_format:
+        if len(outputs) == 1:
+            (name, array), = outputs.items()
+            return {"outputs": to_json(name, array)}
+        return {"outputs": {name: to_json(name, array) for name, array in outputs.items()}}
+    batch_sizes = {name: (array.shape[0] if array.ndim else None) for name, array in outputs.items()}
+    if None in batch_sizes.values() or len(set(batch_sizes.values())) > 1:
+        raise _invalid(
+            f"The outputs' batch sizes {batch_sizes} differ (or an output is a scalar), so they "
+            "cannot be given as rows; send the request in columnar form ('inputs')."
+        )
+    columns = {name: to_json(name, array) for name, array in outputs.items()}
+    if len(columns) == 1:
+        return {"predictions": next(iter(columns.values()))}
+    size = next(iter(batch_sizes.values()))
+    return {"predictions": [{name: column[i] for name, column in columns.items()}
+                            for i in range(size)]}
+
+
+def from_json(value, dtype: tf.DType, name: str) -> np.ndarray:
+    """Reads an output tensor of a response back into an array (strings become Python str,
+    `_bytes` outputs bytes)."""
+    if dtype != tf.string:
+        return np.asarray(value, dtype=dtype.as_numpy_dtype)
+    shape, leaves = _shape_and_leaves(value, f"Output {name!r}")
+    decoded = [base64.b64decode(leaf["b64"]) if is_b64(leaf) else leaf for leaf in leaves]
+    return np.array(decoded, dtype=object).reshape(shape)
+
+
+def to_json_input(array) -> object:
+    """An input array as a request's JSON value: bytes as `{"b64": ...}`, str as text."""
+    array = np.asarray(array)
+    if array.dtype.kind in "OSU":
+        flat = []
+        for item in array.ravel().tolist():
+            if isinstance(item, bytes):
+                flat.append({"b64": base64.b64encode(item).decode("ascii")})
+            else:
+                flat.append(str(item))
+        if array.ndim == 0:
+            return flat[0]
+        return np.array(flat, dtype=object).reshape(array.shape).tolist()
+    return array.tolist()

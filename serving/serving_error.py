@@ -1,0 +1,71 @@
+"""The error type of the model server and its client: a gRPC status code and a message."""
+
+from __future__ import annotations
+
+import grpc
+
+# TF Serving's mapping of status codes to HTTP statuses (its REST handler does the same).
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.CANCELLED: 499,
+}
+_BY_HTTP_STATUS = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ServingError(ValueError):
+    """A request the server cannot answer, with the status TF Serving would give it.
+
+    It is a `ValueError` so that the CLI reports it as a user error rather than a traceback.
+
+    Args:
+        code: a `grpc.StatusCode` (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...).
+        message: what was wrong and, where it helps, what is accepted.
+
+    Example:
+    ```python
+    err = ServingError(grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(x)")
+    err.http_status  # 404
+    ```
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        if not isinstance(code, grpc.StatusCode):
+            raise TypeError(f"code must be a grpc.StatusCode. Received: code={code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP_STATUS.get(self.code, 500)
+
+    @classmethod
+    def from_http_status(cls, status: int, message: str) -> "ServingError":
+        return cls(_BY_HTTP_STATUS.get(status, grpc.StatusCode.UNKNOWN), message)
+
+    @classmethod
+    def from_tf_error(cls, error) -> "ServingError":
+        """Wraps a `tf.errors.OpError`, keeping its code and the first line of its message."""
+        code = _BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
+        message = (error.message or str(error)).strip().splitlines()[0]
+        return cls(code, message)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
