@@ -1,0 +1,140 @@
+"""The training step against a NumPy hand computation, NaN handling, and a train/restore round trip."""
+
+import glob
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import toy_task
+from training import config as run_config
+from training import loop
+from training.strategy import make_strategy
+
+
+@pytest.fixture(autouse=True)
+def _toy(monkeypatch):
+    import training.tasks
+
+    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+
+
+def _config(tmp_path=None, **train):
+    train.setdefault("strategy", "one_device")
+    overrides = [f"train.{key}={value}" for key, value in train.items()]
+    return loop.configure("toy", tmp_path or "/nonexistent", overrides=overrides)
+
+
+def _one_step(strategy_name, cfg, weights):
+    """One distributed step from `weights`; returns (loss, metrics, new weights)."""
+    strategy = make_strategy(strategy_name)
+    task = toy_task.ToyTask(cfg.model, seed=cfg.train.seed)
+    task.prepare()
+    with strategy.scope():
+        model = task.build_model()
+        optimizer = loop.make_optimizer(cfg.train)
+        optimizer.build(model.trainable_variables)
+    model.set_weights(weights)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: task.train_dataset(cfg.train.batch_size, ctx)
+    )
+    step = loop.make_train_step(strategy, task, model, optimizer, cfg.train)
+    loss, metrics = step(iter(dataset))
+    return float(loss), {k: float(v) for k, v in metrics.items()}, model.get_weights(), strategy
+
+
+def _hand_step(x, y, w, b, l2, lr, clip_norm):
+    """SGD on mean squared error + l2 * |w|^2, clipped by global norm, in plain NumPy."""
+    err = x @ w[:, 0] + b[0] - y
+    loss = np.mean(err**2) + l2 * np.sum(w**2)
+    grad_w = 2.0 * x.T @ err / len(y) + 2.0 * l2 * w[:, 0]
+    grad_b = 2.0 * np.mean(err)
+    norm = np.sqrt(np.sum(grad_w**2) + grad_b**2)
+    factor = min(1.0, clip_norm / norm) if clip_norm else 1.0
+    new_w = w - lr * factor * grad_w[:, None]
+    new_b = b - lr * factor * grad_b
+    return loss, np.mean(np.abs(err)), norm, [new_w, new_b]
+
+
+@pytest.mark.parametrize("clip_norm", [0.0, 0.5])
+def test_step_on_two_replicas_equals_one_device_and_hand_computation(clip_norm):
+    cfg = _config(optimizer="sgd", learning_rate=0.1, batch_size=8, clip_norm=clip_norm)
+    cfg.model.l2 = 0.05
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(3, 1)).astype(np.float32), np.array([0.3], np.float32)]
+
+    one = _one_step("one_device", cfg, weights)
+    two = _one_step("mirrored", cfg, weights)
+    assert two[3].num_replicas_in_sync == 2
+
+    x, y = toy_task.make_data(cfg.train.seed, cfg.model.examples, cfg.model.noise)
+    loss, mae, norm, expected = _hand_step(x[:8], y[:8], *weights, 0.05, 0.1, clip_norm)
+    if clip_norm:
+        assert norm > 2 * clip_norm  # the clipping really changes the update
+    for result in (one, two):
+        np.testing.assert_allclose(result[0], loss, rtol=1e-5)
+        np.testing.assert_allclose(result[1]["mae"], mae, rtol=1e-5)
+        for got, want in zip(result[2], expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one[0], two[0], rtol=1e-6)
+    for a, b in zip(one[2], two[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_train_learns_logs_and_restores(tmp_path):
+    run_dir = tmp_path / "run"
+    weights_file = tmp_path / "final.npz"
+    cfg = _config(run_dir, steps=150, batch_size=16, learning_rate=0.05, checkpoint_every=40,
+                  eval_every=50, log_every=25)
+    cfg.model.weights_file = str(weights_file)
+
+    metrics = loop.train(cfg, run_dir, progress=False)
+
+    assert metrics["mse"] < 0.01  # noise-free validation targets; the noise std is 0.1
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    assert run_config.load(run_dir).model.weights_file == str(weights_file)
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-150")
+
+    task, model = loop.restore(run_dir)
+    trained = np.load(weights_file)
+    for got, want in zip(model.get_weights(), [trained[k] for k in trained.files]):
+        np.testing.assert_array_equal(got, want)
+    x = np.ones((2, 3), np.float32)
+    module = task.export_module(model)
+    np.testing.assert_allclose(module.signatures["serving_default"](x)["y"], model(x)[:, 0])
+
+    tags = {}
+    for event in tf.compat.v1.train.summary_iterator(glob.glob(str(run_dir / "logs" / "*"))[0]):
+        for value in event.summary.value:
+            tags.setdefault(value.tag, []).append(event.step)
+    assert tags["loss"] == [25, 50, 75, 100, 125, 150]
+    assert {"mae", "steps_per_sec", "learning_rate"} <= set(tags)
+    assert tags["val_mse"] == [50, 100, 150]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = _config(tmp_path, steps=20, batch_size=4, checkpoint_every=2)
+    cfg.model.nan_after_batches = 5
+
+    with pytest.raises(ValueError, match=r"loss became nan at step 6.*checkpoint \(step 4\)"):
+        loop.train(cfg, tmp_path, progress=False)
+
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    assert not (tmp_path / "metrics.json").exists()
+    _, model = loop.restore(tmp_path)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_batch_size_must_split_evenly_across_replicas(tmp_path):
+    cfg = _config(tmp_path, strategy="mirrored", batch_size=5)
+    with pytest.raises(ValueError, match=r"batch_size=5 must be a multiple .* replicas \(2\)"):
+        loop.train(cfg, tmp_path, progress=False)
+
+
+def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not a run directory"):
+        loop.restore(tmp_path)
+    run_config.save(_config(), tmp_path)
+    with pytest.raises(ValueError, match="has no checkpoint; train it first"):
+        loop.restore(tmp_path)

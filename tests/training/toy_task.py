@@ -1,0 +1,107 @@
+"""A tiny linear-regression Task for the training loop's tests.
+
+y = x . w_true + b_true + noise, learned by one Dense unit (optionally L2-regularised). Register it
+with `register()` in-process, or in a subprocess by putting tests/training on PYTHONPATH and
+calling `toy_task.register()` before the CLI (see `cli_command`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.tasks.base import Task
+
+TRUE_WEIGHTS = np.array([1.5, -2.0, 0.5], dtype=np.float32)
+TRUE_BIAS = 0.25
+
+
+def make_data(seed: int, count: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, TRUE_WEIGHTS.size)).astype(np.float32)
+    y = x @ TRUE_WEIGHTS + TRUE_BIAS + noise * rng.normal(size=count).astype(np.float32)
+    return x, y.astype(np.float32)
+
+
+class ToyTask(Task):
+    """Linear regression; per-example loss is the squared error, metric the absolute error."""
+
+    name = "toy"
+
+    @dataclasses.dataclass
+    class Config:
+        l2: float = 0.0
+        noise: float = 0.1
+        examples: int = 256
+        nan_after_batches: int = -1  # per-replica batches with finite targets; -1: never NaN
+        weights_file: str = ""  # evaluate() writes the weights here (multi-worker test)
+
+    def prepare(self) -> None:
+        self.x, self.y = make_data(self.seed, self.config.examples, self.config.noise)
+        self.x_val, self.y_val = make_data(self.seed + 1, 64, 0.0)
+
+    def train_dataset(self, global_batch_size, input_context=None):
+        batch_size = global_batch_size
+        dataset = tf.data.Dataset.from_tensor_slices((self.x, self.y))
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+            dataset = dataset.shard(input_context.num_input_pipelines,
+                                    input_context.input_pipeline_id)
+        dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+        if self.config.nan_after_batches >= 0:
+            limit = self.config.nan_after_batches
+            dataset = dataset.enumerate().map(
+                lambda i, xy: (xy[0], tf.where(i >= limit, np.float32("nan"), xy[1]))
+            )
+        return dataset
+
+    def build_model(self) -> keras.Model:
+        regularizer = keras.regularizers.L2(self.config.l2) if self.config.l2 else None
+        inputs = keras.Input((TRUE_WEIGHTS.size,))
+        outputs = keras.layers.Dense(1, kernel_regularizer=regularizer)(inputs)
+        return keras.Model(inputs, outputs)
+
+    def compute_loss(self, model, batch, training):
+        x, y = batch
+        error = model(x, training=training)[:, 0] - y
+        return tf.square(error), {"mae": tf.abs(error)}
+
+    def evaluate(self, model):
+        if self.config.weights_file:
+            np.savez(self.config.weights_file, *model.get_weights())
+        error = np.asarray(model(self.x_val))[:, 0] - self.y_val
+        return {"mse": float(np.mean(error**2))}
+
+    def export_module(self, model):
+        module = tf.Module()
+        module.model = model
+        module.signatures = {
+            "serving_default": tf.function(
+                lambda x: {"y": model(x)[:, 0]},
+                input_signature=[tf.TensorSpec([None, TRUE_WEIGHTS.size], tf.float32)],
+            )
+        }
+        return module
+
+
+def register(tasks: dict | None = None) -> None:
+    """Adds "toy" to the task registry (`training.tasks.TASKS` unless another dict is given)."""
+    if tasks is None:
+        import training.tasks
+
+        tasks = training.tasks.TASKS
+    tasks["toy"] = "toy_task:ToyTask"
+
+
+def cli_command(*args: str) -> list[str]:
+    """argv running `seqzoo train toy ARGS...` in a subprocess with the toy task registered."""
+    # Only the train command is loaded, so the test does not depend on the other commands.
+    code = (
+        "import sys, toy_task; toy_task.register(); from serving import cli; "
+        "cli.COMMAND_MODULES = ('training.cli',); sys.exit(cli.main(sys.argv[1:]))"
+    )
+    return [sys.executable, "-c", code, "train", "toy", *args]

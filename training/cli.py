@@ -1,0 +1,45 @@
+"""`seqzoo train TASK`: parses arguments and calls `training.loop.train`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from training.config import STRATEGIES
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a task's model (resumes when the run directory has checkpoints)",
+        description="Train TASK with the custom distributed loop. Settings come from defaults, "
+        "then RUN_DIR/config.yaml when resuming, then --config, then --set, then the flags.",
+    )
+    parser.add_argument("task", metavar="TASK", help="task name, e.g. sentiment or translation")
+    parser.add_argument("--data", help="builtin[:NAME], tfds:NAME or file:PATH (default builtin)")
+    parser.add_argument("--run-dir", help="run directory (default runs/TASK)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="distribution strategy")
+    parser.add_argument("--steps", type=int, help="total optimizer steps of the run")
+    parser.add_argument("--batch-size", type=int, help="global batch size")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings")
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
+                        default=[], help="override a setting, e.g. --set model.units=64")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training import loop
+
+    flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,
+             "train.batch_size": args.batch_size}
+    overrides = args.overrides + [f"{key}={value}" for key, value in flags.items()
+                                  if value is not None]
+    run_dir = args.run_dir or f"runs/{args.task}"
+    config = loop.configure(args.task, run_dir, config_file=args.config, overrides=overrides)
+    try:
+        metrics = loop.train(config, run_dir, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(metrics, sort_keys=True))
+    return 0

@@ -1,0 +1,117 @@
+"""Distribution strategies by name, and the chief/worker roles of a multi-worker run.
+
+`make_strategy("auto")` picks MultiWorkerMirroredStrategy when `TF_CONFIG` names more than one
+worker, MirroredStrategy when there is more than one GPU, and OneDeviceStrategy otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from training.config import STRATEGIES
+
+_TF_CONFIG_EXAMPLE = (
+    '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+    '"task": {"type": "worker", "index": 0}}'
+)
+
+
+def _read_tf_config() -> dict | None:
+    """Parses `TF_CONFIG`; None when it is unset, ValueError when it is malformed."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"TF_CONFIG is not valid JSON ({err}); expected e.g. {_TF_CONFIG_EXAMPLE}."
+        ) from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if (
+        not isinstance(cluster, dict)
+        or not cluster
+        or not all(isinstance(v, list) and v for v in cluster.values())
+        or not isinstance(task, dict)
+        or task.get("type") not in cluster
+        or not isinstance(task.get("index"), int)
+        or not 0 <= task["index"] < len(cluster[task["type"]])
+    ):
+        raise ValueError(
+            "TF_CONFIG must hold a 'cluster' mapping each job name to a non-empty list of "
+            "host:port addresses and a 'task' with a 'type' from the cluster and an 'index' into "
+            f"its list, e.g. {_TF_CONFIG_EXAMPLE}; received {text}."
+        )
+    return spec
+
+
+def _cluster_size(spec: dict | None) -> int:
+    if spec is None:
+        return 0
+    return sum(len(spec["cluster"].get(job, [])) for job in ("chief", "worker"))
+
+
+def _local_devices() -> list[str]:
+    """All local GPUs, or all logical CPUs when there is no GPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """Builds the distribution strategy called `name`.
+
+    Args:
+        name: "auto", "one_device", "mirrored" (all local GPUs, or all logical CPUs without a
+            GPU) or "multi_worker_mirrored" (cluster from the `TF_CONFIG` environment variable).
+
+    Returns:
+        A `tf.distribute.Strategy`. Build the model and optimizer inside its `scope()`.
+
+    Example:
+        >>> strategy = make_strategy("one_device")
+        >>> strategy.num_replicas_in_sync
+        1
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}.")
+    if name == "auto":
+        if _cluster_size(_read_tf_config()) > 1:
+            name = "multi_worker_mirrored"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "one_device"
+    if name == "multi_worker_mirrored":
+        if _read_tf_config() is None:
+            raise ValueError(
+                "Strategy multi_worker_mirrored needs the TF_CONFIG environment variable "
+                f"describing the cluster and this worker's role, e.g. {_TF_CONFIG_EXAMPLE}."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=_local_devices())
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the one process that writes checkpoints, logs and metrics of a run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_id(strategy: tf.distribute.Strategy) -> str:
+    """A name of this process within the cluster, e.g. "worker1" ("local" outside a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return "local"
+    return f"{resolver.task_type}{resolver.task_id}"
