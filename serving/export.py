@@ -19,7 +19,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.model_registry import numeric_versions
-from serving.servable import DEFAULT_SIGNATURE, WARMUP_FILE
+from serving.servable import DEFAULT_SIGNATURE, WARMUP_FILE, read_signature_defs
 
 MODEL_CONFIG_FILE = "models.config"
 CONTAINER_MODELS_DIR = "/models"
@@ -31,19 +31,17 @@ def next_version(base_path: str | pathlib.Path) -> int:
     return max(versions, default=0) + 1
 
 
-def warmup_requests(module: tf.Module, name: str,
+def warmup_requests(signature_def, name: str,
                     inputs: dict[str, list]) -> list[prediction_log_pb2.PredictionLog]:
-    """One `PredictionLog` per example of `inputs` (batch size 1), for `serving_default`."""
+    """One `PredictionLog` per example of `inputs` (batch size 1) for `serving_default`, whose
+    `SignatureDef` gives the input names and dtypes."""
     if not inputs:
         return []
-    function = module.signatures[DEFAULT_SIGNATURE]
-    if hasattr(function, "get_concrete_function"):  # a tf.function rather than a concrete one
-        function = function.get_concrete_function()
-    specs = dict(function.structured_input_signature[1])
-    unknown = sorted(set(inputs) - set(specs))
+    dtypes = {key: tf.as_dtype(info.dtype) for key, info in signature_def.inputs.items()}
+    unknown = sorted(set(inputs) - set(dtypes))
     if unknown:
         raise ValueError(
-            f"Warmup inputs {unknown} are not inputs of {DEFAULT_SIGNATURE}; accepted: {sorted(specs)}."
+            f"Warmup inputs {unknown} are not inputs of {DEFAULT_SIGNATURE}; accepted: {sorted(dtypes)}."
         )
     sizes = {key: len(values) for key, values in inputs.items()}
     if len(set(sizes.values())) != 1:
@@ -54,7 +52,7 @@ def warmup_requests(module: tf.Module, name: str,
         request.model_spec.name = name
         request.model_spec.signature_name = DEFAULT_SIGNATURE
         for key, values in inputs.items():
-            dtype = specs[key].dtype
+            dtype = dtypes[key]
             array = np.asarray([values[index]],
                                dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
             request.inputs[key].CopyFrom(tf.make_tensor_proto(array, dtype=dtype))
@@ -120,16 +118,21 @@ def export_model(task, model, models_dir: str | pathlib.Path, name: str,
             "unused number."
         )
     module = task.export_module(model)
-    if DEFAULT_SIGNATURE not in module.signatures:
+    signatures = dict(module.signatures)
+    if DEFAULT_SIGNATURE not in signatures:
         raise ValueError(
-            f"The export module of task {task.name!r} has signatures {sorted(module.signatures)}; "
+            f"The export module of task {task.name!r} has signatures {sorted(signatures)}; "
             f"it needs at least {DEFAULT_SIGNATURE!r}."
         )
+    if "signatures" in vars(module):
+        # tf.saved_model.save reserves the attribute for the signatures it writes itself.
+        delattr(module, "signatures")
     base_path.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_path))
     try:
-        tf.saved_model.save(module, str(tmp), signatures=module.signatures)
-        logs = warmup_requests(module, name, task.warmup_inputs())
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        signature_def = read_signature_defs(tmp)[DEFAULT_SIGNATURE]
+        logs = warmup_requests(signature_def, name, task.warmup_inputs())
         if logs:
             (tmp / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
             with tf.io.TFRecordWriter(str(tmp / WARMUP_FILE)) as writer:

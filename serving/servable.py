@@ -19,7 +19,8 @@ WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
 DEFAULT_SIGNATURE = "serving_default"
 
 
-def _read_signature_defs(path: pathlib.Path) -> dict[str, meta_graph_pb2.SignatureDef]:
+def read_signature_defs(path: pathlib.Path) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """The SignatureDefs a SavedModel declares, read from its `saved_model.pb`."""
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     return dict(saved_model.meta_graphs[0].signature_def)
@@ -47,7 +48,7 @@ class Servable:
         self.name = name
         self.version = int(version)
         self.path = pathlib.Path(path)
-        self.signature_defs = _read_signature_defs(self.path)
+        self.signature_defs = read_signature_defs(self.path)
         self._model = tf.saved_model.load(str(self.path))
         self._functions = dict(self._model.signatures)
         self._input_specs = {
