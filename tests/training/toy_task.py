@@ -88,13 +88,11 @@ class ToyTask(Task):
         return module
 
 
-def register(tasks: dict | None = None) -> None:
-    """Adds "toy" to the task registry (`training.tasks.TASKS` unless another dict is given)."""
-    if tasks is None:
-        import training.tasks
+def register() -> None:
+    """Adds "toy" to the task registry of this process (tests use monkeypatch instead)."""
+    import training.tasks
 
-        tasks = training.tasks.TASKS
-    tasks["toy"] = "toy_task:ToyTask"
+    training.tasks.TASKS["toy"] = "toy_task:ToyTask"
 
 
 def cli_command(*args: str) -> list[str]:
