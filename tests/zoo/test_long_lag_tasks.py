@@ -1,0 +1,39 @@
+"""The adding problem and the copy task: structure of the data and the stated baselines."""
+
+import numpy as np
+import pytest
+
+from zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
+
+
+def test_adding_problem_marks_one_value_per_half_and_sums_them():
+    x, y = adding_problem(2000, 20, seed=3)
+    assert x.shape == (2000, 20, 2) and y.shape == (2000, 1)
+    markers = x[..., 1]
+    assert np.all(markers.sum(axis=1) == 2)
+    assert np.all(markers[:, :10].sum(axis=1) == 1) and np.all(markers[:, 10:].sum(axis=1) == 1)
+    np.testing.assert_allclose(y[:, 0], (x[..., 0] * markers).sum(axis=1), rtol=1e-6)
+    # The mean predictor's error is the stated baseline (variance 1/6), within sampling error.
+    assert abs(np.mean((y - 1.0) ** 2) - ADDING_BASELINE_MSE) < 0.015
+    np.testing.assert_array_equal(adding_problem(5, 20, seed=3)[0], x[:5])
+
+
+def test_copy_task_layout():
+    x, y = copy_task(50, delay=4, num_symbols=3, alphabet=4, seed=1)
+    assert x.shape == (50, 10, 6) and y.shape == (50, 3)
+    codes = x.argmax(axis=-1)
+    np.testing.assert_array_equal(codes[:, :3], y + 1)          # the symbols, read first
+    assert np.all(codes[:, 3:7] == 0)                           # `delay` blanks
+    assert np.all(codes[:, 7] == 5)                             # the go marker
+    assert np.all(codes[:, 8:] == 0)
+    assert np.all(x.sum(axis=-1) == 1.0)
+
+
+@pytest.mark.parametrize("call, bad", [
+    (lambda: adding_problem(4, 1), "length=1"),
+    (lambda: copy_task(4, delay=0), "delay=0"),
+    (lambda: copy_task(4, delay=3, alphabet=1), "alphabet=1"),
+])
+def test_bad_sizes_are_rejected(call, bad):
+    with pytest.raises(ValueError, match=bad):
+        call()

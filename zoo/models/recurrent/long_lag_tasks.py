@@ -1,0 +1,102 @@
+"""Data of the long-time-lag experiments of Hochreiter & Schmidhuber (1997).
+
+Both generators return NumPy arrays built from a seeded generator, so the same seed gives the
+same data. Each also states the error of a trivial predictor that ignores the inputs, the
+baseline that makes errors comparable across lengths (an error ratio near 1 means nothing was
+learned).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def adding_problem(num_examples: int, length: int, seed: int = 0):
+    """The adding problem: sum the two marked values of a long sequence.
+
+    Each step carries two features: a value drawn uniformly in [0, 1] and a marker that is 1 at
+    exactly two steps, one in the first half of the sequence and one in the second half. The
+    target is the sum of the two marked values, so the first marked value must be held for up to
+    `length - 1` steps.
+
+    Args:
+        num_examples: number of sequences (positive int).
+        length: steps per sequence (int, at least 2).
+        seed: seed of the generator.
+
+    Returns:
+        `(inputs, targets)`: float32 arrays `[num_examples, length, 2]` and `[num_examples, 1]`.
+        Predicting the mean 1.0 has a mean squared error of 1/6 (the variance of the sum of two
+        independent uniform values), `ADDING_BASELINE_MSE`.
+
+    Example:
+
+    ```python
+    x, y = adding_problem(32, 50)   # x: (32, 50, 2), y: (32, 1)
+    ```
+    """
+    _check_positive(num_examples=num_examples)
+    if not isinstance(length, int) or length < 2:
+        raise ValueError(f"adding_problem needs length >= 2. Received: length={length!r}")
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, size=(num_examples, length)).astype(np.float32)
+    half = length // 2
+    first = rng.integers(0, half, size=num_examples)
+    second = rng.integers(half, length, size=num_examples)
+    markers = np.zeros((num_examples, length), np.float32)
+    rows = np.arange(num_examples)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    targets = (values[rows, first] + values[rows, second])[:, None]
+    return np.stack([values, markers], axis=-1), targets.astype(np.float32)
+
+
+ADDING_BASELINE_MSE = 1.0 / 6.0
+
+
+def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int = 4,
+              seed: int = 0):
+    """The copy (recall) task: read a few symbols, wait `delay` steps, then write them back.
+
+    Input one-hot codes have `alphabet + 2` entries: the symbols 1..`alphabet`, a blank (0) and a
+    "go" marker (`alphabet + 1`). A sequence is `num_symbols` random symbols, `delay` blanks, the
+    go marker, then `num_symbols - 1` more blanks; from the go marker on, the model writes the
+    symbols back, one per step. The targets are the symbols at those last `num_symbols` steps,
+    so every symbol is recalled `num_symbols + delay` steps after it was read. Sequences have
+    `2 * num_symbols + delay` steps.
+
+    Args:
+        num_examples: number of sequences (positive int).
+        delay: steps between the last symbol and the go marker (positive int).
+        num_symbols: symbols to remember per sequence (positive int).
+        alphabet: number of distinct symbols (int, at least 2).
+        seed: seed of the generator.
+
+    Returns:
+        `(inputs, targets)`: float32 one-hot inputs `[num_examples, 2 * num_symbols + delay,
+        alphabet + 2]` and int32 targets `[num_examples, num_symbols]` with values in
+        `0..alphabet - 1` (symbol minus one). Guessing has an error rate of `1 - 1/alphabet`.
+
+    Example:
+
+    ```python
+    x, y = copy_task(32, delay=20)   # x: (32, 26, 6), y: (32, 3)
+    ```
+    """
+    _check_positive(num_examples=num_examples, delay=delay, num_symbols=num_symbols)
+    if not isinstance(alphabet, int) or alphabet < 2:
+        raise ValueError(f"copy_task needs alphabet >= 2. Received: alphabet={alphabet!r}")
+    rng = np.random.default_rng(seed)
+    length = 2 * num_symbols + delay
+    symbols = rng.integers(1, alphabet + 1, size=(num_examples, num_symbols))
+    codes = np.zeros((num_examples, length), np.int64)
+    codes[:, :num_symbols] = symbols
+    codes[:, num_symbols + delay] = alphabet + 1
+    inputs = np.eye(alphabet + 2, dtype=np.float32)[codes]
+    return inputs, (symbols - 1).astype(np.int32)
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
