@@ -15,7 +15,8 @@ def test_adding_problem_marks_one_value_per_half_and_sums_them():
     np.testing.assert_allclose(y[:, 0], (x[..., 0] * markers).sum(axis=1), rtol=1e-6)
     # The mean predictor's error is the stated baseline (variance 1/6), within sampling error.
     assert abs(np.mean((y - 1.0) ** 2) - ADDING_BASELINE_MSE) < 0.015
-    np.testing.assert_array_equal(adding_problem(5, 20, seed=3)[0], x[:5])
+    np.testing.assert_array_equal(adding_problem(2000, 20, seed=3)[0], x)
+    assert not np.array_equal(adding_problem(2000, 20, seed=4)[0], x)
 
 
 def test_copy_task_layout():
