@@ -42,14 +42,14 @@ _OPTIMIZERS = {
 }
 
 
-def configure(task: str | None, run_dir, *, config_file=None,
+def configure(task: str | None, run_dir=None, *, config_file=None,
               overrides: list[str] | None = None) -> run_config.RunConfig:
     """Resolves the config of a run: defaults < `run_dir/config.yaml` < `config_file` < overrides.
 
     Args:
         task: task name; may be None when `run_dir` already holds a run.
-        run_dir: the run directory; its saved config is the base when it exists (a resumed run
-            rebuilds the same model).
+        run_dir: the run directory, if any; its saved config is the base when it exists (a
+            resumed run rebuilds the same model).
         config_file: optional YAML file with `task`, `data`, `train` and `model` sections.
         overrides: `key=value` strings, e.g. `["train.steps=100", "model.units=8"]`.
 
@@ -61,8 +61,9 @@ def configure(task: str | None, run_dir, *, config_file=None,
         >>> cfg.train.steps
         10
     """
-    saved_path = pathlib.Path(run_dir) / "config.yaml"
-    base = (yaml.safe_load(saved_path.read_text()) or {}) if saved_path.is_file() else None
+    base = None
+    if run_dir is not None and (pathlib.Path(run_dir) / "config.yaml").is_file():
+        base = yaml.safe_load((pathlib.Path(run_dir) / "config.yaml").read_text()) or {}
     if base and task is not None and base.get("task") != task:
         raise ValueError(
             f"Run directory {str(run_dir)!r} holds a {base.get('task')!r} run, not {task!r}; "
@@ -140,7 +141,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     return train_step
 
 
-def _build_task(config: run_config.RunConfig, run_dir):
+def build_task(config: run_config.RunConfig, run_dir=None):
+    """The (unprepared) task instance `config` describes, keeping its assets under `run_dir`."""
     return get_task_class(config.task)(
         config.model, data=config.data, run_dir=run_dir, seed=config.train.seed
     )
@@ -243,7 +245,7 @@ def _train(strategy, config, run_dir, write_dir, *, chief, progress):
         )
     keras.utils.set_random_seed(tc.seed)
     run_config.save(config, write_dir)
-    task = _build_task(config, write_dir)
+    task = build_task(config, write_dir)
     task.prepare()
     with strategy.scope():
         model = task.build_model()
@@ -318,6 +320,8 @@ def _train(strategy, config, run_dir, write_dir, *, chief, progress):
                     if tc.eval_every and current % tc.eval_every == 0 and current < tc.steps:
                         evaluate()
             except KeyboardInterrupt:
+                # The signal may land between a finished step and the Python counter's update.
+                current = int(step.numpy())
                 if current != saved:
                     save()
                 print(
@@ -350,7 +354,7 @@ def restore(run_dir):
     """
     run_dir = pathlib.Path(run_dir)
     config = run_config.load(run_dir)
-    task = _build_task(config, run_dir)
+    task = build_task(config, run_dir)
     task.prepare()
     model = task.build_model()
     if _restore_latest(tf.train.Checkpoint(model=model), run_dir / "checkpoints") is None:

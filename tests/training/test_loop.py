@@ -23,7 +23,7 @@ def _toy(monkeypatch):
 def _config(tmp_path=None, **train):
     train.setdefault("strategy", "one_device")
     overrides = [f"train.{key}={value}" for key, value in train.items()]
-    return loop.configure("toy", tmp_path or "/nonexistent", overrides=overrides)
+    return loop.configure("toy", tmp_path, overrides=overrides)
 
 
 def _one_step(strategy_name, cfg, weights):
