@@ -94,7 +94,9 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
         atol: absolute tolerance of every output comparison.
 
     Checks, in order: output shapes; masking; `from_config(get_config())` and a JSON
-    serialize/deserialize round trip give equal outputs once weights are copied; a functional
+    serialize/deserialize round trip give equal outputs once weights are copied; a fresh layer
+    restored from a `tf.train.Checkpoint` of it (as the training loop saves) gives equal outputs,
+    so no weight escapes checkpoint tracking (Keras layers kept in Python lists do); a functional
     model wrapping the layer saves to `.keras` and reloads with equal outputs; a `tf.Module`
     with a traced `tf.function` saves as a SavedModel without CudnnRNN ops (portable to CPU)
     and reloads with equal outputs.
@@ -136,6 +138,13 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
     revived.set_weights(layer.get_weights())
     _assert_all_close(_to_numpy(_call(revived, inputs, mask, call_kwargs)), reference, atol,
                       "JSON config round trip")
+
+    checkpoint_layer = layer_factory()
+    _call(checkpoint_layer, inputs, mask, call_kwargs)
+    saved = tf.train.Checkpoint(layer=layer).write(str(tmp_path / "layer_contract_ckpt"))
+    tf.train.Checkpoint(layer=checkpoint_layer).read(saved).assert_consumed()
+    _assert_all_close(_to_numpy(_call(checkpoint_layer, inputs, mask, call_kwargs)), reference,
+                      atol, "tf.train.Checkpoint write and read (as the training loop does)")
 
     symbolic = [keras.Input(shape=x.shape[1:], dtype=str(x.dtype)) for x in flat_inputs]
     model_inputs = list(symbolic)

@@ -80,13 +80,10 @@ class BidirectionalEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.supports_masking = True
 
-        rnn_class = CELLS[cell]
-        self.forward_layers = []
-        self.backward_layers = []
+        # One attribute per sublayer: tf.train.Checkpoint does not track layers kept in a list.
         for index in range(num_layers):
-            for go_backwards, direction, layers in ((False, "fwd", self.forward_layers),
-                                                    (True, "bwd", self.backward_layers)):
-                layers.append(rnn_class(
+            for go_backwards, direction in ((False, "fwd"), (True, "bwd")):
+                setattr(self, f"l{index}_{direction}", CELLS[cell](
                     units,
                     return_sequences=True,
                     return_state=True,
@@ -95,6 +92,16 @@ class BidirectionalEncoder(keras.layers.Layer):
                     name=f"l{index}_{direction}",
                 ))
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    @property
+    def forward_layers(self):
+        """The forward `LSTM`/`GRU` layer of each level, bottom first."""
+        return [getattr(self, f"l{index}_fwd") for index in range(self.num_layers)]
+
+    @property
+    def backward_layers(self):
+        """The backward (`go_backwards=True`) `LSTM`/`GRU` layer of each level, bottom first."""
+        return [getattr(self, f"l{index}_bwd") for index in range(self.num_layers)]
 
     @property
     def states_per_direction(self):
