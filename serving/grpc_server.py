@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 
 import grpc
 import tensorflow as tf
@@ -16,8 +15,6 @@ from tensorflow_serving.apis import (
 
 from serving.model_registry import ModelRegistry
 from serving.serving_error import ServingError
-
-log = logging.getLogger(__name__)
 
 
 def _requested(spec):

@@ -3,7 +3,9 @@
 import base64
 import http.client
 import json
+import shutil
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -250,3 +252,22 @@ def test_model_name_and_base_path_flags_and_clean_stop(toy_models_dir):
     with pytest.raises(ServingError):
         Client(rest_port=server.rest_port, grpc_port=server.grpc_port, timeout=2).status(
             "other", via="grpc")
+
+
+def test_poller_loads_new_versions_unloads_removed_ones_and_skips_broken_ones(tmp_path):
+    save_toy(tmp_path / "m" / "1", 1)
+    broken = tmp_path / "m" / "5"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with ModelServer(tmp_path, rest_port=0, grpc_port=0, poll_seconds=0.05) as server:
+        assert server.registry.versions("m") == [1]  # version 5 could not load; 1 still served
+        save_toy(tmp_path / "m" / "2", 2)
+        shutil.rmtree(tmp_path / "m" / "1")
+
+        deadline = time.monotonic() + 60
+        while server.registry.versions("m") != [2] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.registry.versions("m") == [2]
+        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
+        out = client.predict("m", {"x": X, "k": K}, signature_name="affine")
+        np.testing.assert_allclose(out["y"], reference_affine(X, K, 2), rtol=1e-6)
