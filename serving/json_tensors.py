@@ -159,6 +159,10 @@ def to_json(name: str, array: np.ndarray):
     """One output tensor as JSON: numbers and booleans as they are, strings as text or b64."""
     if array.dtype.kind in "OSU":
         return _json_strings(array, binary=name.endswith("_bytes"))
+    if array.dtype in (np.float32, np.float16):
+        # The shortest decimal that reads back to the same float32 (0.1, not 0.10000000149...).
+        flat = [float(str(value)) for value in array.ravel()]
+        return np.array(flat, dtype=np.float64).reshape(array.shape).tolist()
     return array.tolist()
 
 

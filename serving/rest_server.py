@@ -49,8 +49,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, method: str):
         # The body is always read, so a rejected request leaves the connection usable.
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            length = 0
+        body = self.rfile.read(length) if length > 0 else b""
         try:
             status, payload = 200, self._route(method, body)
         except ServingError as err:

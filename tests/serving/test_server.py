@@ -87,6 +87,15 @@ def test_single_output_is_a_list_and_versions_are_honoured(server):
         np.testing.assert_allclose(body["outputs"], expected, rtol=1e-6)
 
 
+def test_float32_outputs_are_written_as_their_shortest_decimals(server):
+    body = {"signature_name": "affine", "inputs": {"x": [[0.1, 0.2, 0.7]], "k": [0]}}
+    _, answer = rest(server, "POST", "/v1/models/toy/versions/2:predict", body)
+    expected = np.float32([0.1, 0.2, 0.7]) * np.float32(3)
+    # 0.3 rather than 0.30000001192092896, as TF Serving writes float32 values.
+    assert answer["outputs"] == [[float(str(v)) for v in expected]]
+    assert np.array_equal(np.float32(answer["outputs"]), [expected])
+
+
 def test_b64_inputs_and_bytes_outputs(server):
     raw = b"\xff\x00ab"
     request = {"signature_name": "echo",
