@@ -52,30 +52,28 @@ class DelayTapNetwork(WindowForecaster):
         self.num_series = num_series
         self.hidden_units = hidden_units
         self.activation = activation
-        self.hidden_layers = [
-            keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")
-            for i, units in enumerate(hidden_units)
-        ]
+        # A Sequential (not a Python list) so tf.train.Checkpoint tracks the hidden weights.
+        self.hidden = keras.Sequential(
+            [
+                keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")
+                for i, units in enumerate(hidden_units)
+            ],
+            name="hidden",
+        )
         self.output_layer = keras.layers.Dense(num_series, name="output")
         self.linear_taps = keras.layers.Dense(num_series, use_bias=False, name="linear_taps")
         self.build((None, order, num_series))
 
     def build(self, input_shape):
         flat = (None, self.order * self.num_series)
-        shape = flat
-        for layer in self.hidden_layers:
-            layer.build(shape)
-            shape = (None, layer.units)
-        self.output_layer.build(shape)
+        self.hidden.build(flat)
+        self.output_layer.build((None, self.hidden_units[-1]))
         self.linear_taps.build(flat)
 
     def call(self, history):
         window = self._last_window(history)
         flat = tf.reshape(window, [-1, self.order * self.num_series])
-        hidden = flat
-        for layer in self.hidden_layers:
-            hidden = layer(hidden)
-        return self.output_layer(hidden) + self.linear_taps(flat)
+        return self.output_layer(self.hidden(flat)) + self.linear_taps(flat)
 
     def get_config(self):
         config = super().get_config()
