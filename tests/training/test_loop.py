@@ -138,3 +138,12 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
     run_config.save(_config(), tmp_path)
     with pytest.raises(ValueError, match="has no checkpoint; train it first"):
         loop.restore(tmp_path)
+
+
+def test_mirrored_run_resumes_on_one_device(tmp_path, capsys):
+    loop.train(_config(tmp_path, strategy="mirrored", steps=4, batch_size=4), tmp_path,
+               progress=False)
+    cfg = loop.configure(None, tmp_path, overrides=["train.steps=6", "train.strategy=one_device"])
+    loop.train(cfg, tmp_path, progress=False)
+    assert "Resuming from step 4 " in capsys.readouterr().out
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
