@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import reference_affine, save_toy
+from toy_saved_model import reference_affine, save_toy
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     predict_pb2,
