@@ -10,6 +10,10 @@ import importlib
 
 TASKS: dict[str, str] = {
     "sentiment": "training.tasks.sentiment:SentimentTask",
+    "ar": "training.tasks.autoregressive:AutoregressiveTask",
+    "delay_tap": "training.tasks.delay_tap:DelayTapTask",
+    "lds": "training.tasks.lds:LinearDynamicalSystemTask",
+    "hmm": "training.tasks.hmm:HMMTask",
 }
 
 

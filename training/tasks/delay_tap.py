@@ -1,0 +1,81 @@
+"""The `delay_tap` task: a feedforward network on the last p values of a nonlinear series."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from training.data import classic_builtin
+from training.tasks._window_forecast_task import WindowForecastTask, windows
+from zoo.models.classic.autoregressive_model import AutoregressiveModel
+from zoo.models.classic.delay_tap_network import DelayTapNetwork
+from zoo.models.classic.forecaster_serving_module import ForecasterServingModule
+
+
+@dataclasses.dataclass
+class DelayTapConfig:
+    """Model and data settings of the `delay_tap` task.
+
+    Args:
+        order: p, the number of delay taps.
+        hidden_units: sizes of the hidden layers, e.g. `--set model.hidden_units=[32,32]`.
+        activation: activation of the hidden layers.
+        horizon: steps ahead of the exported forecast and of the `forecast_mse_h*` metric.
+        num_steps: length of the generated series for `--data builtin`.
+        validation_fraction: final fraction of the series held out for evaluation.
+    """
+
+    order: int = 2
+    hidden_units: list[int] = dataclasses.field(default_factory=lambda: [32, 32])
+    activation: str = "tanh"
+    horizon: int = 10
+    num_steps: int = 3000
+    validation_fraction: float = 0.2
+
+    def __post_init__(self):
+        if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
+            raise ValueError(
+                "model.hidden_units must be a non-empty list of positive sizes; received "
+                f"{self.hidden_units}."
+            )
+        for name in ("order", "horizon", "num_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"model.validation_fraction must be in (0, 1); received {self.validation_fraction}."
+            )
+
+
+class DelayTapTask(WindowForecastTask):
+    """Nonlinear one-step forecasting. Data: builtin:logistic (the chaotic logistic map with a
+    little observation noise, default) or file:PATH (numeric CSV). Evaluation adds `ar_mse`,
+    the validation MSE of AR(p) of the same order fitted by least squares, the linear model
+    the network should beat."""
+
+    name = "delay_tap"
+    Config = DelayTapConfig
+
+    def builtin_series(self, name):
+        return classic_builtin.logistic_map(self.config.num_steps, self.seed), None
+
+    def prepare(self):
+        super().prepare()
+        order = self.config.order
+        baseline = AutoregressiveModel(order, num_series=self.train_series.shape[1])
+        baseline.fit_least_squares(self.train_series)
+        x, y = windows(self.validation_series, order)
+        self._ar_mse = float(np.mean((np.asarray(baseline(x)) - y) ** 2))
+
+    def build_model(self):
+        self._require_prepared()
+        c = self.config
+        return DelayTapNetwork(c.order, num_series=self.train_series.shape[1],
+                               hidden_units=list(c.hidden_units), activation=c.activation)
+
+    def extra_metrics(self, model):
+        return {"ar_mse": self._ar_mse}
+
+    def export_module(self, model):
+        return ForecasterServingModule(model, self.config.horizon)
