@@ -1,7 +1,7 @@
 """`seqzoo export`, `seqzoo serve` and `seqzoo predict`: argument parsing only.
 
 `serve` accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_name`,
-`--model_base_path`), so one command line works for both servers.
+`--model_base_path`, `--model_config_file`, ...), so one command line works for both servers.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ def register(subparsers) -> None:
                             "--model_base_path is given)")
     serve.add_argument("--model_name", "--model-name", default=None)
     serve.add_argument("--model_base_path", "--model-base-path", default=None)
+    serve.add_argument("--model_config_file", "--model-config-file", default=None,
+                       help="TF Serving model config file (text ModelServerConfig)")
+    serve.add_argument("--model_config_file_poll_wait_seconds", type=float, default=None,
+                       help="accepted for TF Serving compatibility; the config file is re-read "
+                            "at every poll")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
     serve.add_argument("--port", "--grpc-port", "--grpc_port", dest="port", type=int, default=8500,
                        help="gRPC port (default: 8500)")
@@ -73,12 +78,17 @@ def _serve(args) -> int:
 
     if (args.model_name is None) != (args.model_base_path is None):
         raise ValueError("--model_name and --model_base_path go together; give both or neither.")
-    if args.model_base_path is not None and args.models_dir is not None:
-        raise ValueError("Give --models-dir or --model_name/--model_base_path, not both.")
+    sources = [args.models_dir, args.model_base_path, args.model_config_file]
+    if sum(source is not None for source in sources) > 1:
+        raise ValueError(
+            "Give one of --models-dir, --model_name/--model_base_path or --model_config_file."
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    use_models_dir = args.model_base_path is None and args.model_config_file is None
     server = ModelServer(
-        None if args.model_base_path else (args.models_dir or "models"),
-        model_name=args.model_name, model_base_path=args.model_base_path, host=args.host,
+        (args.models_dir or "models") if use_models_dir else None,
+        model_name=args.model_name, model_base_path=args.model_base_path,
+        model_config_file=args.model_config_file, host=args.host,
         rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,
     )
     server.start()

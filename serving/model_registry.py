@@ -7,7 +7,9 @@ import pathlib
 import threading
 
 import grpc
+from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving.servable import Servable
 from serving.serving_error import ServingError
@@ -30,14 +32,17 @@ def numeric_versions(base_path: pathlib.Path) -> dict[int, pathlib.Path]:
 class ModelRegistry:
     """The SavedModels being served, kept in step with the directories they come from.
 
-    Either `models_dir` (each subdirectory is a model, named after it; new subdirectories are
-    picked up) or `model_name` with `model_base_path` (one model, as TF Serving's flags). Every
-    version found is loaded; requests without a version get the latest one.
+    One of three sources, as TF Serving's flags: `models_dir` (each subdirectory is a model,
+    named after it; new subdirectories are picked up), `model_name` with `model_base_path` (one
+    model), or `model_config_file` (TF Serving's text `ModelServerConfig`, re-read on every poll;
+    relative base paths are taken from the working directory, as TF Serving does). Every version
+    found is loaded; requests without a version get the latest one.
 
     Args:
         models_dir: a directory of models `NAME/VERSION/saved_model.pb`.
         model_name: name of the single model to serve (with `model_base_path`).
         model_base_path: directory of that model's numeric version directories.
+        model_config_file: a TF Serving model config file (`model_config_list`).
 
     Example:
     ```python
@@ -48,24 +53,50 @@ class ModelRegistry:
     """
 
     def __init__(self, models_dir=None, *, model_name: str | None = None,
-                 model_base_path=None):
-        if (models_dir is None) == (model_base_path is None):
+                 model_base_path=None, model_config_file=None):
+        given = [models_dir is not None, model_base_path is not None,
+                 model_config_file is not None]
+        if sum(given) != 1:
             raise ValueError(
-                "Give either models_dir or model_name with model_base_path. Received: "
-                f"models_dir={models_dir}, model_base_path={model_base_path}"
+                "Give one of models_dir, model_name with model_base_path, or model_config_file. "
+                f"Received: models_dir={models_dir}, model_base_path={model_base_path}, "
+                f"model_config_file={model_config_file}"
             )
-        if model_base_path is not None and not model_name:
-            raise ValueError(f"model_base_path needs a model_name. Received: model_name={model_name!r}")
+        if (model_base_path is not None) != bool(model_name):
+            raise ValueError(
+                "model_name and model_base_path go together. Received: "
+                f"model_name={model_name!r}, model_base_path={model_base_path}"
+            )
         self.models_dir = pathlib.Path(models_dir) if models_dir is not None else None
+        self.model_config_file = (pathlib.Path(model_config_file)
+                                  if model_config_file is not None else None)
+        if self.model_config_file is not None:
+            self._read_config()  # a bad file is an error at start, not only in the poll log
         self._fixed = ({model_name: pathlib.Path(model_base_path)}
                        if model_base_path is not None else {})
         self._servables: dict[str, dict[int, Servable]] = {}
         self._failed: set[pathlib.Path] = set()
         self._lock = threading.Lock()
 
+    def _read_config(self) -> dict[str, pathlib.Path]:
+        path = self.model_config_file
+        if not path.is_file():
+            raise ValueError(f"Model config file {str(path)!r} does not exist.")
+        config = model_server_config_pb2.ModelServerConfig()
+        try:
+            text_format.Parse(path.read_text(), config)
+        except text_format.ParseError as err:
+            raise ValueError(
+                f"Model config file {str(path)!r} is not a text ModelServerConfig: {err}"
+            ) from None
+        return {entry.name: pathlib.Path(entry.base_path)
+                for entry in config.model_config_list.config}
+
     def _base_paths(self) -> dict[str, pathlib.Path]:
         if self._fixed:
             return self._fixed
+        if self.model_config_file is not None:
+            return self._read_config()
         if not self.models_dir.is_dir():
             return {}
         return {child.name: child for child in self.models_dir.iterdir()

@@ -24,6 +24,8 @@ class ModelServer:
         models_dir: directory whose subdirectories are models (`models/NAME/VERSION/`).
         model_name: with `model_base_path`, serve one model under this name (TF Serving's flags).
         model_base_path: the directory of that model's versions.
+        model_config_file: instead, TF Serving's model config file (text `ModelServerConfig`
+            listing names and base paths), re-read on every poll.
         host: interface both servers bind.
         rest_port: REST port; 0 picks a free one (read back from `.rest_port`).
         grpc_port: gRPC port; 0 picks a free one (read back from `.grpc_port`).
@@ -39,12 +41,13 @@ class ModelServer:
     """
 
     def __init__(self, models_dir=None, *, model_name: str | None = None, model_base_path=None,
-                 host: str = "127.0.0.1", rest_port: int = 8501, grpc_port: int = 8500,
+                 model_config_file=None, host: str = "127.0.0.1", rest_port: int = 8501, grpc_port: int = 8500,
                  poll_seconds: float = 2.0):
         if poll_seconds < 0:
             raise ValueError(f"poll_seconds must be >= 0. Received: poll_seconds={poll_seconds}")
         self.registry = ModelRegistry(models_dir, model_name=model_name,
-                                      model_base_path=model_base_path)
+                                      model_base_path=model_base_path,
+                                      model_config_file=model_config_file)
         self.host = host
         self.poll_seconds = poll_seconds
         self._requested_ports = (rest_port, grpc_port)

@@ -38,6 +38,11 @@ def test_serve_accepts_tf_serving_flags():
     assert (args.port, args.rest_api_port, args.model_name, args.model_base_path,
             args.poll_seconds) == (9000, 9001, "m", "/models/m", 5.0)
     assert seqzoo(["serve", "--model_name", "m"]) == 2
+    assert seqzoo(["serve", "--models-dir", "x", "--model_config_file", "y"]) == 2
+    args = build_parser().parse_args([
+        "serve", "--model_config_file=/models/models.config",
+        "--model_config_file_poll_wait_seconds=60"])
+    assert args.model_config_file == "/models/models.config"
 
 
 def test_serve_command_serves_until_sigterm(toy_models_dir):

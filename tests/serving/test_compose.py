@@ -65,6 +65,10 @@ def test_serving_runs_the_pinned_tf_serving_on_our_export_layout(services):
     assert (flags["port"], flags["rest_api_port"]) == ("8500", "8501")
     # The config file is the one `seqzoo export` writes into the mounted models directory.
     assert flags["model_config_file"] == f"{models_target}/{export.MODEL_CONFIG_FILE}"
+    # Our server takes the same command line.
+    args = parse(["seqzoo", "serve", *serving["command"]])
+    assert (args.port, args.rest_api_port, args.model_config_file) == (
+        8500, 8501, flags["model_config_file"])
 
 
 def test_train_builds_this_repo_and_writes_runs_and_models_through_mounts(services):

@@ -280,3 +280,27 @@ def test_poller_loads_new_versions_unloads_removed_ones_and_skips_broken_ones(tm
         client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
         out = client.predict("m", {"x": X, "k": K}, signature_name="affine")
         np.testing.assert_allclose(out["y"], reference_affine(X, K, 2), rtol=1e-6)
+
+
+def write_model_config(path, models):
+    entries = "".join(f"  config {{ name: '{name}' base_path: '{base}' model_platform: 'tensorflow' }}\n"
+                      for name, base in models.items())
+    path.write_text(f"model_config_list {{\n{entries}}}\n")
+
+
+def test_tf_serving_model_config_file(tmp_path, toy_models_dir):
+    save_toy(tmp_path / "second" / "4", 4)
+    config = tmp_path / "models.config"
+    write_model_config(config, {"first": toy_models_dir / "toy"})
+    with ModelServer(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0) as server:
+        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
+        assert server.registry.names() == ["first"]
+        # The file is re-read at each poll: a model added to it is served.
+        write_model_config(config, {"first": toy_models_dir / "toy", "second": tmp_path / "second"})
+        server.registry.poll()
+        assert server.registry.names() == ["first", "second"]
+        out = client.predict("second", {"x": X, "k": K}, signature_name="affine", via="grpc")
+        np.testing.assert_allclose(out["y"], reference_affine(X, K, 4), rtol=1e-6)
+    config.write_text("model_config_list { bogus: 1 }")
+    with pytest.raises(ValueError, match="not a text ModelServerConfig"):
+        ModelServer(model_config_file=config)
