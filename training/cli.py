@@ -9,6 +9,7 @@ from training.config import STRATEGIES
 
 
 def register(subparsers) -> None:
+    """Adds the `train` subcommand to the `seqzoo` parser's `subparsers`."""
     parser = subparsers.add_parser(
         "train",
         help="train a task's model (resumes when the run directory has checkpoints)",
