@@ -13,7 +13,9 @@ import sys
 
 COMMAND_MODULES = (
     "training.cli",
+    "training.translation_cli",
     "serving.commands",
+    "training.gradients_cli",
     "serving.demo",
 )
 

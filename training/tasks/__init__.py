@@ -14,6 +14,8 @@ TASKS: dict[str, str] = {
     "delay_tap": "training.tasks.delay_tap:DelayTapTask",
     "lds": "training.tasks.lds:LinearDynamicalSystemTask",
     "hmm": "training.tasks.hmm:HMMTask",
+    "translation": "training.tasks.translation:TranslationTask",
+    "elman": "training.tasks.elman:ElmanTask",
 }
 
 

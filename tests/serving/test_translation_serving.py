@@ -1,0 +1,89 @@
+"""A date translator exported and served: REST and gRPC agree with the SavedModel in process,
+for batches of sentences of different lengths, on every signature.
+
+The model is not trained (learning is tested in tests/training/test_translation_task.py): these
+tests are about the export and the wire, and an untrained model exercises them just as well."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving.client import Client
+from serving.export import export_model
+from serving.server import ModelServer
+from training.tasks.translation import TranslationConfig, TranslationTask
+
+SENTENCES = ["the third of March, 2021", "03/04/21", "Wednesday, March 3, 2021", "1.2.99"]
+CONFIG = TranslationConfig(units=8, embedding_dim=8, num_train=300, num_validation=10,
+                           beam_width=3, max_target_length=12)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("translation")
+    task = TranslationTask(CONFIG, data="builtin:dates", run_dir=root / "run")
+    task.prepare()
+    version_dir = export_model(task, task.build_model(), root / "models", "dates")
+    return root / "models", version_dir
+
+
+@pytest.fixture(scope="module")
+def in_process(exported):
+    return tf.saved_model.load(str(exported[1]))
+
+
+def local(in_process, signature):
+    outputs = in_process.signatures[signature](text=tf.constant(SENTENCES))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def as_text(array):
+    return np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b,
+                        otypes=[object])(array)
+
+
+def test_export_holds_every_signature_and_the_vocabularies(exported, in_process):
+    _, version_dir = exported
+    assert set(in_process.signatures) == {"serving_default", "greedy", "nbest", "attention"}
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    default = local(in_process, "serving_default")
+    nbest = local(in_process, "nbest")
+    assert default["translation"].shape == (4,) and default["score"].shape == (4,)
+    assert nbest["translations"].shape == (4, 3) and nbest["scores"].shape == (4, 3)
+    # The best of the n-best list is the default translation; scores are sorted, best first.
+    np.testing.assert_array_equal(nbest["translations"][:, 0], default["translation"])
+    np.testing.assert_allclose(nbest["scores"][:, 0], default["score"], rtol=1e-5)
+    assert np.all(np.diff(nbest["scores"], axis=1) <= 1e-6)
+
+
+def test_attention_signature_matches_tokens_and_sums_to_one(in_process):
+    out = local(in_process, "attention")
+    weights, source, target = out["attention"], out["source_tokens"], out["target_tokens"]
+    assert weights.shape == (4, target.shape[1], source.shape[1])
+    for row, sentence in enumerate(SENTENCES):
+        tokens = [t.decode("utf-8") for t in source[row] if t]
+        assert "".join(tokens) == sentence
+        valid_source = source[row] != b""
+        written = target[row] != b""
+        assert np.all(weights[row][:, ~valid_source] == 0.0)
+        np.testing.assert_allclose(weights[row][written].sum(axis=1), 1.0, atol=1e-5)
+        translation = "".join(t.decode("utf-8") for t in target[row][written] if t != b"</s>")
+        assert translation == out["translation"][row].decode("utf-8")
+
+
+def test_server_answers_like_the_saved_model_over_rest_and_grpc(exported, in_process):
+    models_dir, _ = exported
+    with ModelServer(models_dir, rest_port=0, grpc_port=0, poll_seconds=0) as server:
+        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
+        for via in ("rest", "grpc"):
+            for signature in ("serving_default", "greedy", "nbest", "attention"):
+                remote = client.predict("dates", {"text": SENTENCES}, signature_name=signature,
+                                        via=via)
+                expected = local(in_process, signature)
+                assert set(remote) == set(expected), (via, signature)
+                for name, value in expected.items():
+                    if value.dtype == object:
+                        np.testing.assert_array_equal(remote[name], as_text(value))
+                    else:
+                        np.testing.assert_allclose(remote[name], value, rtol=1e-5, atol=1e-6)
+        client.close()

@@ -1,0 +1,288 @@
+"""Translation task: source text to target text with an attention encoder-decoder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import sacrebleu
+import tensorflow as tf
+
+from training.data.sources import parse_source
+from training.data.translation_pairs import load_pairs
+from training.tasks.base import Task
+from zoo.layers.attention_decoder import ATTENTIONS
+from zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
+from zoo.layers.state_bridge import MODES as BRIDGES
+from zoo.models.translation.seq2seq_translator import Seq2SeqTranslator
+from zoo.models.translation.translation_serving_module import TranslationServingModule
+from zoo.models.translation.translation_tokenizer import (
+    LEVELS,
+    PAD_ID,
+    START_ID,
+    TranslationTokenizer,
+)
+
+SOURCE_VOCABULARY_FILE = "source_vocabulary.txt"
+TARGET_VOCABULARY_FILE = "target_vocabulary.txt"
+EVAL_BATCH_SIZE = 256
+
+
+@dataclasses.dataclass
+class TranslationConfig:
+    """Model, tokenizer, data and decoding settings of the translation task.
+
+    Args:
+        tokenizer: "char", "word" or "auto" (characters for built-in data, words otherwise).
+        lowercase: lowercase source and target text before tokenizing.
+        max_source_length: source tokens kept per sentence.
+        max_target_length: target tokens kept per sentence; decoding writes at most this many
+            tokens plus the end token.
+        vocab_size: most tokens kept per side (the most frequent in the training split).
+        min_count: tokens seen fewer times in the training split are unknown.
+        embedding_dim: size of source and target embeddings.
+        units: size of each encoder direction.
+        encoder_cell, decoder_cell: "lstm" or "gru".
+        encoder_layers, decoder_layers: stacked layers.
+        merge_mode: "concat", "sum", "ave" or "mul" (encoder directions).
+        decoder_units: decoder size; 0 means the encoder output size.
+        attention: "bahdanau", "luong_general", "luong_dot" or "none".
+        bridge: "dense", "learned" or "zeros" (decoder initial state).
+        dropout: dropout between encoder layers and in the decoder.
+        beam_width: beam width of the exported `serving_default`, `nbest` and `attention`.
+        length_penalty: beam search length penalty exponent (0 ranks by log-probability).
+        num_train: training pairs generated for built-in data.
+        num_validation: validation pairs generated for built-in data.
+        max_examples: for TFDS, read at most this many training pairs; 0 reads all.
+        eval_examples: validation pairs decoded by `evaluate` (0 = all).
+        eval_beam: also report beam-search metrics in `evaluate`.
+    """
+
+    tokenizer: str = "auto"
+    lowercase: bool = False
+    max_source_length: int = 64
+    max_target_length: int = 64
+    vocab_size: int = 8000
+    min_count: int = 1
+    embedding_dim: int = 32
+    units: int = 64
+    encoder_cell: str = "lstm"
+    encoder_layers: int = 1
+    merge_mode: str = "concat"
+    decoder_units: int = 0
+    decoder_cell: str = "lstm"
+    decoder_layers: int = 1
+    attention: str = "bahdanau"
+    bridge: str = "dense"
+    dropout: float = 0.0
+    beam_width: int = 4
+    length_penalty: float = 0.0
+    num_train: int = 50000
+    num_validation: int = 1000
+    max_examples: int = 0
+    eval_examples: int = 1000
+    eval_beam: bool = True
+
+    def __post_init__(self):
+        choices = {"tokenizer": ("auto",) + LEVELS, "encoder_cell": tuple(CELLS),
+                   "decoder_cell": tuple(CELLS), "merge_mode": MERGE_MODES,
+                   "attention": ATTENTIONS, "bridge": BRIDGES}
+        for name, accepted in choices.items():
+            if getattr(self, name) not in accepted:
+                raise ValueError(
+                    f"Unknown model.{name} {getattr(self, name)!r}; accepted: "
+                    f"{', '.join(accepted)}."
+                )
+        for name in ("max_source_length", "max_target_length", "vocab_size", "min_count",
+                     "embedding_dim", "units", "encoder_layers", "decoder_layers", "beam_width",
+                     "num_train", "num_validation"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
+        for name in ("decoder_units", "max_examples", "eval_examples", "length_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"model.{name} must be >= 0; received {getattr(self, name)}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1); received {self.dropout}.")
+        if self.attention == "luong_dot" and self.decoder_units not in (0, self._encoder_dim):
+            raise ValueError(
+                "model.attention=luong_dot needs model.decoder_units equal to the encoder output "
+                f"size ({self._encoder_dim}) or 0; received {self.decoder_units}."
+            )
+
+    @property
+    def _encoder_dim(self):
+        return 2 * self.units if self.merge_mode == "concat" else self.units
+
+
+class TranslationTask(Task):
+    """Trains a `Seq2SeqTranslator` on built-in dates or long strings, TFDS or a TSV file.
+
+    `prepare()` loads the (source, target) pairs and builds the source and target vocabularies
+    from the training split, or reloads them from `run_dir/assets/` so a resumed run and the
+    export use the same ids. Batches hold token ids made by the in-graph tokenizers:
+    `source`, `target_in` (start id, then the target) and `target_out` (the target, then the end
+    id). `evaluate()` decodes the validation split and returns `exact_match` and corpus `bleu`
+    (sacrebleu) of greedy decoding, plus `beam_exact_match` and `beam_bleu` with `eval_beam`.
+
+    Example:
+    >>> task = TranslationTask(TranslationConfig(units=16), data="builtin:dates", run_dir="runs/t")
+    >>> task.prepare()
+    >>> model = task.build_model()
+    """
+
+    name = "translation"
+    Config = TranslationConfig
+
+    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
+        super().__init__(config if config is not None else TranslationConfig(), data=data,
+                         run_dir=run_dir, seed=seed)
+        self.train_pairs = None
+        self.validation_pairs = None
+        self.source_tokenizer = None
+        self.target_tokenizer = None
+        self._module = (None, None)
+
+    @property
+    def level(self) -> str:
+        """Tokenizer level: the configured one, or characters for built-in data and words else."""
+        if self.config.tokenizer != "auto":
+            return self.config.tokenizer
+        return "char" if parse_source(self.data).kind == "builtin" else "word"
+
+    def _vocabulary(self, texts, filename):
+        assets = self.assets_dir
+        if assets is not None and (assets / filename).is_file():
+            return (assets / filename).read_text(encoding="utf-8").split("\n")
+        vocabulary = TranslationTokenizer.build_vocabulary(
+            texts, level=self.level, lowercase=self.config.lowercase,
+            max_size=self.config.vocab_size, min_count=self.config.min_count,
+        )
+        if assets is not None:
+            assets.mkdir(parents=True, exist_ok=True)
+            (assets / filename).write_text("\n".join(vocabulary), encoding="utf-8")
+        return vocabulary
+
+    def prepare(self):
+        c = self.config
+        self.train_pairs, self.validation_pairs = load_pairs(
+            self.data, seed=self.seed, builtin_train=c.num_train,
+            builtin_validation=c.num_validation, max_examples=c.max_examples or None,
+        )
+        sources, targets = zip(*self.train_pairs)
+        common = {"level": self.level, "lowercase": c.lowercase}
+        self.source_tokenizer = TranslationTokenizer(
+            self._vocabulary(sources, SOURCE_VOCABULARY_FILE), max_length=c.max_source_length,
+            name="source_tokenizer", **common)
+        self.target_tokenizer = TranslationTokenizer(
+            self._vocabulary(targets, TARGET_VOCABULARY_FILE), max_length=c.max_target_length,
+            add_end=True, name="target_tokenizer", **common)
+
+    def _require_prepared(self):
+        if self.source_tokenizer is None:
+            raise ValueError("TranslationTask.prepare() must be called first.")
+
+    def encode_batch(self, sources, targets):
+        """Token ids of a batch of string tensors: `{"source", "target_in", "target_out"}`."""
+        target_out = self.target_tokenizer(targets)
+        start = tf.fill([tf.shape(target_out)[0], 1], tf.constant(START_ID, tf.int32))
+        return {
+            "source": self.source_tokenizer(sources),
+            "target_in": tf.concat([start, target_out[:, :-1]], axis=1),
+            "target_out": target_out,
+        }
+
+    def train_dataset(self, global_batch_size, input_context=None):
+        self._require_prepared()
+        sources, targets = (list(side) for side in zip(*self.train_pairs))
+        dataset = tf.data.Dataset.from_tensor_slices((sources, targets))
+        batch_size = global_batch_size
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+            dataset = dataset.shard(input_context.num_input_pipelines,
+                                    input_context.input_pipeline_id)
+        return (dataset.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
+                .repeat()
+                .batch(batch_size, drop_remainder=True)
+                .map(self.encode_batch, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def build_model(self):
+        self._require_prepared()
+        c = self.config
+        model = Seq2SeqTranslator(
+            self.source_tokenizer.vocabulary_size, self.target_tokenizer.vocabulary_size,
+            embedding_dim=c.embedding_dim, units=c.units, encoder_cell=c.encoder_cell,
+            encoder_layers=c.encoder_layers, merge_mode=c.merge_mode,
+            decoder_units=c.decoder_units or None, decoder_cell=c.decoder_cell,
+            decoder_layers=c.decoder_layers, attention=c.attention, bridge=c.bridge,
+            dropout=c.dropout,
+        )
+        # Creates every weight now: the loop builds the optimizer right after this call.
+        model({"source": tf.ones([1, 2], tf.int32), "target_in": tf.ones([1, 2], tf.int32)})
+        return model
+
+    def compute_loss(self, model, batch, training):
+        logits = model({"source": batch["source"], "target_in": batch["target_in"]},
+                       training=training)["logits"]
+        targets = batch["target_out"]
+        valid = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
+        tokens = tf.reduce_sum(valid, axis=1)
+        token_loss = keras.losses.sparse_categorical_crossentropy(targets, logits,
+                                                                  from_logits=True)
+        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets),
+                          tf.float32) * valid
+        return tf.reduce_sum(token_loss * valid, axis=1) / tokens, {
+            "token_accuracy": tf.reduce_sum(correct, axis=1) / tokens,
+            "teacher_forced_exact": tf.cast(tf.equal(tf.reduce_sum(correct, axis=1), tokens),
+                                            tf.float32),
+        }
+
+    def export_module(self, model):
+        self._require_prepared()
+        c = self.config
+        return TranslationServingModule(
+            model, self.source_tokenizer, self.target_tokenizer, beam_width=c.beam_width,
+            length_penalty=c.length_penalty, max_length=c.max_target_length + 1,
+        )
+
+    def translate(self, model, sources, signature="greedy"):
+        """Translations (list of str) of `sources` through the export module's signatures."""
+        cached_model, module = self._module
+        if cached_model is not model:
+            module = self.export_module(model)
+            self._module = (model, module)
+        function = module.signatures[signature]
+        outputs = []
+        for start in range(0, len(sources), EVAL_BATCH_SIZE):
+            batch = tf.constant(list(sources[start:start + EVAL_BATCH_SIZE]), tf.string)
+            outputs.extend(t.decode("utf-8") for t in function(batch)["translation"].numpy())
+        return outputs
+
+    def score(self, hypotheses, references) -> dict[str, float]:
+        """Exact match (after the tokenizer's whitespace and case normalisation) and BLEU."""
+        def normal(texts):
+            texts = [" ".join(t.split()) for t in texts]
+            return [t.lower() for t in texts] if self.config.lowercase else texts
+
+        hypotheses, references = normal(hypotheses), normal(references)
+        exact = float(np.mean([h == r for h, r in zip(hypotheses, references)]))
+        bleu = sacrebleu.corpus_bleu(hypotheses, [references],
+                                     tokenize="char" if self.level == "char" else "13a")
+        return {"exact_match": exact, "bleu": float(bleu.score)}
+
+    def evaluate(self, model):
+        self._require_prepared()
+        pairs = self.validation_pairs
+        if self.config.eval_examples:
+            pairs = pairs[: self.config.eval_examples]
+        sources, references = (list(side) for side in zip(*pairs))
+        metrics = self.score(self.translate(model, sources, "greedy"), references)
+        if self.config.eval_beam:
+            beam = self.score(self.translate(model, sources, "serving_default"), references)
+            metrics.update({f"beam_{name}": value for name, value in beam.items()})
+        return metrics
+
+    def warmup_inputs(self):
+        self._require_prepared()
+        return {"text": [source for source, _ in self.validation_pairs[:3]]}
