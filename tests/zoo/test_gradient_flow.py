@@ -97,3 +97,15 @@ def test_compare_cells_simple_rnn_decays_and_plot_is_written(tmp_path):
 def test_unknown_cell_lists_the_accepted_ones():
     with pytest.raises(ValueError, match="simple_rnn, elman, lstm, gru"):
         gradient_flow.make_cell("transformer", 4)
+
+
+def test_gradients_command_prints_the_table_and_draws_the_png(tmp_path, capsys):
+    from serving.cli import main
+
+    out = tmp_path / "flow.png"
+    assert main(["gradients", "--out", str(out), "--length", "6", "--units", "4",
+                 "--batch", "2", "--cells", "simple_rnn,gru"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["t", "-", "k", "simple_rnn", "gru"]
+    assert [line.split()[0] for line in printed[1:4]] == ["1", "2", "5"]
+    assert out.read_bytes()[:4] == b"\x89PNG"

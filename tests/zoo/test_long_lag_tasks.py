@@ -34,7 +34,19 @@ def test_copy_task_layout():
     (lambda: adding_problem(4, 1), "length=1"),
     (lambda: copy_task(4, delay=0), "delay=0"),
     (lambda: copy_task(4, delay=3, alphabet=1), "alphabet=1"),
+    (lambda: copy_task(4, delay=3, distractors=-1), "distractors=-1"),
 ])
 def test_bad_sizes_are_rejected(call, bad):
     with pytest.raises(ValueError, match=bad):
         call()
+
+
+def test_copy_task_distractors_fill_every_other_step():
+    x, y = copy_task(50, delay=4, num_symbols=2, alphabet=3, distractors=5, seed=2)
+    assert x.shape == (50, 8, 10)
+    codes = x.argmax(axis=-1)
+    np.testing.assert_array_equal(codes[:, :2], y + 1)
+    assert np.all(codes[:, 6] == 4)
+    filler = np.concatenate([codes[:, 2:6], codes[:, 7:]], axis=1)
+    assert filler.min() >= 5 and filler.max() <= 9
+    assert len(np.unique(filler)) == 5

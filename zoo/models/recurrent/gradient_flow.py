@@ -178,3 +178,13 @@ def plot_gradient_flow(curves: dict, path, title: str | None = None) -> pathlib.
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def format_norms_table(curves: dict, lags=(1, 2, 5, 10, 20, 50, 100, 200)) -> str:
+    """A text table of `{name: norms by lag}` at the given lags (those the curves reach)."""
+    length = min(len(curve) for curve in curves.values())
+    shown = [lag for lag in lags if lag <= length]
+    header = f"{'t - k':>7}" + "".join(f"{name:>12}" for name in curves)
+    rows = [f"{lag:>7}" + "".join(f"{curve[lag - 1]:>12.2e}" for curve in curves.values())
+            for lag in shown]
+    return "\n".join([header, *rows])

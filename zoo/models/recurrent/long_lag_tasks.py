@@ -55,13 +55,15 @@ ADDING_BASELINE_MSE = 1.0 / 6.0
 
 
 def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int = 4,
-              seed: int = 0):
+              distractors: int = 0, seed: int = 0):
     """The copy (recall) task: read a few symbols, wait `delay` steps, then write them back.
 
-    Input one-hot codes have `alphabet + 2` entries: the symbols 1..`alphabet`, a blank (0) and a
-    "go" marker (`alphabet + 1`). A sequence is `num_symbols` random symbols, `delay` blanks, the
-    go marker, then `num_symbols - 1` more blanks; from the go marker on, the model writes the
-    symbols back, one per step. The targets are the symbols at those last `num_symbols` steps,
+    Input one-hot codes have `alphabet + 2 + distractors` entries: a blank (0), the symbols
+    1..`alphabet`, a "go" marker (`alphabet + 1`) and the distractor symbols after it. A sequence
+    is `num_symbols` random symbols, `delay` blanks, the go marker, then `num_symbols - 1` more
+    blanks; from the go marker on, the model writes the symbols back, one per step. With
+    `distractors > 0` every blank is replaced by a random distractor symbol, noise the network
+    must learn to ignore (as in Hochreiter & Schmidhuber's noisy long-lag experiments). The targets are the symbols at those last `num_symbols` steps,
     so every symbol is recalled `num_symbols + delay` steps after it was read. Sequences have
     `2 * num_symbols + delay` steps.
 
@@ -70,11 +72,12 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
         delay: steps between the last symbol and the go marker (positive int).
         num_symbols: symbols to remember per sequence (positive int).
         alphabet: number of distinct symbols (int, at least 2).
+        distractors: number of distinct distractor symbols filling the blanks (0: plain blanks).
         seed: seed of the generator.
 
     Returns:
         `(inputs, targets)`: float32 one-hot inputs `[num_examples, 2 * num_symbols + delay,
-        alphabet + 2]` and int32 targets `[num_examples, num_symbols]` with values in
+        alphabet + 2 + distractors]` and int32 targets `[num_examples, num_symbols]` with values in
         `0..alphabet - 1` (symbol minus one). Guessing has an error rate of `1 - 1/alphabet`.
 
     Example:
@@ -84,6 +87,10 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
     ```
     """
     _check_positive(num_examples=num_examples, delay=delay, num_symbols=num_symbols)
+    if not isinstance(distractors, int) or distractors < 0:
+        raise ValueError(
+            f"copy_task needs distractors >= 0. Received: distractors={distractors!r}"
+        )
     if not isinstance(alphabet, int) or alphabet < 2:
         raise ValueError(f"copy_task needs alphabet >= 2. Received: alphabet={alphabet!r}")
     rng = np.random.default_rng(seed)
@@ -92,7 +99,10 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
     codes = np.zeros((num_examples, length), np.int64)
     codes[:, :num_symbols] = symbols
     codes[:, num_symbols + delay] = alphabet + 1
-    inputs = np.eye(alphabet + 2, dtype=np.float32)[codes]
+    if distractors:
+        filler = codes == 0
+        codes[filler] = alphabet + 2 + rng.integers(0, distractors, size=int(filler.sum()))
+    inputs = np.eye(alphabet + 2 + distractors, dtype=np.float32)[codes]
     return inputs, (symbols - 1).astype(np.int32)
 
 
