@@ -25,11 +25,16 @@ _EXPORT_RECORD = "exported.json"
 
 
 def _trained_step(run_dir: pathlib.Path) -> int | None:
-    """The step of the finished run's last checkpoint, or None when training is not complete."""
-    metrics = run_dir / "metrics.json"
-    if not metrics.is_file():
+    """The step of a finished run's last checkpoint, or None when training is not complete.
+
+    `training.loop.train` writes metrics.json only after the final checkpoint and evaluation.
+    """
+    import tensorflow as tf
+
+    if not (run_dir / "metrics.json").is_file():
         return None
-    return int(json.loads(metrics.read_text()).get("step", -1))
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    return None if latest is None else int(latest.rsplit("-", 1)[1])
 
 
 def _export_once(run_dir: pathlib.Path, models_dir: pathlib.Path, name: str, step: int) -> pathlib.Path:
@@ -95,14 +100,18 @@ def run_demo(
     try:
         out(f"Model server up: REST http://{host}:{server.rest_port}  gRPC {host}:{server.grpc_port}")
         client = Client(host, rest_port=server.rest_port, grpc_port=server.grpc_port)
-        for via in ("rest", "grpc"):
-            result = client.predict("sentiment", {"text": list(sentences)}, via=via)
-            labels = [_text(label) for label in result["label"]]
-            probabilities = result["probabilities"].max(axis=-1)
-            answers[via] = list(zip(sentences, labels, probabilities.tolist()))
-            out(f"\nover {via.upper()}:")
-            for sentence, label, probability in answers[via]:
-                out(f"  {label:>9} {probability:6.3f}  {sentence}")
+        try:
+            for via in ("rest", "grpc"):
+                result = client.predict("sentiment", {"text": list(sentences)}, via=via)
+                labels = [_text(label) for label in result["label"]]
+                probabilities = result["probabilities"].max(axis=-1)
+                answers[via] = list(zip(sentences, labels, probabilities.tolist()))
+                out(f"\nover {via.upper()}:")
+                for sentence, label, probability in answers[via]:
+                    out(f"  {label:>9} {probability:6.3f}  {sentence}")
+        finally:
+            # An open gRPC channel keeps a polling thread that aborts the process at exit.
+            client.close()
     finally:
         server.stop()
         out("\nModel server stopped.")

@@ -1,0 +1,45 @@
+"""`seqzoo demo` as a user runs it: a real process that trains, exports, serves and queries."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+SEQZOO = [sys.executable, "-m", "serving.cli"]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _demo(cwd, *extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [*SEQZOO, "demo", "--rest-port", "0", "--grpc-port", "0", "--set", "train.steps=20", *extra],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.timeout(600)
+def test_demo_trains_serves_answers_and_reuses_the_model(tmp_path):
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = first.stdout
+    assert "Training the sentiment model for 20 steps" in out
+    rest = out[out.index("over REST:"):out.index("over GRPC:")]
+    grpc = out[out.index("over GRPC:"):out.index("Model server stopped.")]
+    # Every demo sentence is answered with a label and a probability, identically on both transports.
+    rows = re.findall(r"^\s+(negative|positive)\s+(0\.\d{3}|1\.000)\s+(.+)$", rest, re.M)
+    assert len(rows) == 6
+    assert rest.splitlines()[1:] == grpc.splitlines()[1:]
+    accuracy = re.search(r"^held-out test accuracy: (\d\.\d+)$", out, re.M)
+    assert accuracy and 0.0 <= float(accuracy.group(1)) <= 1.0
+    assert sorted(p.name for p in (tmp_path / "models" / "sentiment").iterdir()) == ["1"]
+
+    second = _demo(tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Reusing the trained model" in second.stdout
+    assert "Training the sentiment model" not in second.stdout
+    # The same checkpoint is not exported twice.
+    assert sorted(p.name for p in (tmp_path / "models" / "sentiment").iterdir()) == ["1"]
+    assert accuracy.group(0) in second.stdout
