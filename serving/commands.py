@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -118,12 +119,15 @@ def _predict(args) -> int:
     for index, text in enumerate(args.texts):
         print(text)
         for name, values in sorted(outputs.items()):
-            print(f"  {name}: {_show(values[index])}")
+            print(f"  {name}: {_show(name, values[index])}")
     sys.stdout.flush()
     return 0
 
 
-def _show(value) -> str:
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return value if isinstance(value, str) else repr(value)
+def _show(name: str, value) -> str:
+    import numpy as np
+
+    from serving import json_tensors
+
+    shown = json_tensors.to_json(name, np.asarray(value))
+    return shown if isinstance(shown, str) else json.dumps(shown)
