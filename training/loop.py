@@ -4,7 +4,8 @@ Keras 3 `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20
 written out: the model and optimizer are built in `strategy.scope()`, batches come from
 `strategy.distribute_datasets_from_function`, and each step runs in a `tf.function` through
 `strategy.run`. A run directory holds `config.yaml`, `checkpoints/`, TensorBoard `logs/` and
-`metrics.json`; training again into the same directory resumes from its latest checkpoint.
+`metrics.json`; training again into the same directory resumes from its latest checkpoint, past
+the batches already seen.
 """
 
 from __future__ import annotations
@@ -283,8 +284,12 @@ def _train(strategy, config, run_dir, write_dir, *, chief, progress):
         return metrics
 
     if current < tc.steps:
+        # A resumed run skips the batches already trained on, so it sees the same data as an
+        # uninterrupted one; each step takes one batch per replica fed by this input pipeline.
         dataset = strategy.distribute_datasets_from_function(
-            lambda context: task.train_dataset(tc.batch_size, context)
+            lambda context: task.train_dataset(tc.batch_size, context).skip(
+                current * context.num_replicas_in_sync // context.num_input_pipelines
+            )
         )
         iterator = iter(dataset)
         train_step = make_train_step(strategy, task, model, optimizer, tc, step)

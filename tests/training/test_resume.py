@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import tensorflow as tf
 import yaml
 
@@ -64,3 +65,23 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(tmp_path):
     assert (run_dir / "metrics.json").is_file()
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert (saved["model"]["l2"], saved["train"]["batch_size"]) == (0.01, 8)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    import training.tasks
+    from training import loop
+
+    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+
+    def run(run_dir, steps, weights_file):
+        cfg = loop.configure("toy", run_dir, overrides=[
+            f"train.steps={steps}", "train.batch_size=4", "train.strategy=mirrored",
+            "train.learning_rate=0.05", f"model.weights_file={weights_file}"])
+        loop.train(cfg, run_dir, progress=False)
+        return np.load(weights_file)
+
+    straight = run(tmp_path / "straight", 9, tmp_path / "straight.npz")
+    run(tmp_path / "split", 4, tmp_path / "first_part.npz")
+    resumed = run(tmp_path / "split", 9, tmp_path / "resumed.npz")
+    for key in straight.files:
+        np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-6, atol=1e-7)
