@@ -136,8 +136,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         loss, metrics = strategy.run(replica_step, args=(next(iterator),))
         if step is not None:
             step.assign_add(1)
-        total = lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)  # noqa: E731
-        return total(loss), {name: total(value) for name, value in metrics.items()}
+        loss, metrics = strategy.reduce(tf.distribute.ReduceOp.SUM, (loss, metrics), axis=None)
+        return loss, metrics
 
     return train_step
 
@@ -293,7 +293,9 @@ def _train(strategy, config, run_dir, write_dir, *, chief, progress):
         )
         iterator = iter(dataset)
         train_step = make_train_step(strategy, task, model, optimizer, tc, step)
-        bar = keras.utils.Progbar(tc.steps) if progress and chief else None
+        bar = None
+        if progress and chief:
+            bar = keras.utils.Progbar(tc.steps, stateful_metrics=["steps_per_sec"])
         window: dict[str, float] = {}
         window_steps, window_seconds = 0, 0.0
         with _sigterm_as_interrupt():

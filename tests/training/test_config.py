@@ -1,4 +1,4 @@
-"""Config precedence (defaults < saved run < YAML < --set < flags) and clear errors for bad values."""
+"""Config precedence (defaults < saved run < YAML < --set < flags); clear errors for bad values."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The training step against a NumPy hand computation, NaN handling, and a train/restore round trip."""
+"""The training step against a NumPy hand computation, NaN handling, train/restore round trips."""
 
 import glob
 import json
