@@ -27,9 +27,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "gradients",
         help="show vanishing gradients: ‖∂s_t/∂s_k‖ against t − k for SimpleRNN, Elman, LSTM, GRU",
-        description="Runs freshly initialised cells on the same random inputs, measures the "
-        "spectral norm of the Jacobian of the state at step t with respect to the state at step "
-        "k for every k < t, prints its geometric mean per lag t − k and draws it on a log scale.",
+        description="Runs the cells on the same inputs (freshly initialised on random inputs, or "
+        "trained on the adding problem with --train-steps), measures the spectral norm of the "
+        "Jacobian of the state at step t with respect to the state at step k for every k < t, "
+        "prints its geometric mean per lag t − k and draws it on a log scale.",
     )
     parser.add_argument("--out", default="gradient_flow.png", metavar="FILE.png",
                         help="PNG file to write (default gradient_flow.png)")
@@ -43,6 +44,9 @@ def register(subparsers) -> None:
     parser.add_argument("--cells", type=_cells, default=None,
                         help="comma-separated cells (default simple_rnn,elman,lstm,gru)")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
+    parser.add_argument("--train-steps", type=int, default=0, metavar="N",
+                        help="first train each cell N steps on the adding problem of T steps "
+                        "and measure it on adding-problem sequences (default 0: at initialisation)")
     parser.set_defaults(func=_gradients)
 
 
@@ -52,11 +56,12 @@ def _gradients(args: argparse.Namespace) -> int:
     curves = gradient_flow.compare_cells(
         length=args.length, units=args.units, batch=args.batch, input_scale=args.input_scale,
         cells=args.cells or gradient_flow.CELL_NAMES, seed=args.seed,
+        train_steps=args.train_steps,
     )
     print(gradient_flow.format_norms_table(curves))
+    when = (f"after {args.train_steps} steps on the adding problem" if args.train_steps
+            else f"at initialisation, inputs N(0, {args.input_scale}²)")
     path = gradient_flow.plot_gradient_flow(
-        curves, args.out,
-        title=f"‖∂s_t/∂s_k‖ at initialisation ({args.units} units, inputs N(0, {args.input_scale}²))",
-    )
+        curves, args.out, title=f"‖∂s_t/∂s_k‖, {args.units} units, {when}")
     print(f"Drawn to {path}")
     return 0

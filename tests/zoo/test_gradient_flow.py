@@ -109,3 +109,13 @@ def test_gradients_command_prints_the_table_and_draws_the_png(tmp_path, capsys):
     assert printed[0].split() == ["t", "-", "k", "simple_rnn", "gru"]
     assert [line.split()[0] for line in printed[1:4]] == ["1", "2", "5"]
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trained_cells_are_measured_on_adding_problem_inputs():
+    curves = gradient_flow.compare_cells(length=6, units=4, batch=2, cells=("gru",),
+                                         train_steps=2)
+    untrained = gradient_flow.compare_cells(length=6, units=4, batch=2, cells=("gru",))
+    assert curves["gru"].shape == (6,)
+    assert not np.allclose(curves["gru"], untrained["gru"])
+    with pytest.raises(ValueError, match="train_steps >= 0"):
+        gradient_flow.compare_cells(train_steps=-1)

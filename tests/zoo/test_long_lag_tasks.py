@@ -1,9 +1,12 @@
-"""The adding problem and the copy task: structure of the data and the stated baselines."""
+"""The adding problem and the copy task: the data, the stated baselines, and training on them."""
 
 import numpy as np
 import pytest
 
 from zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
+from zoo.models.recurrent.long_lag_training import (
+    ALPHABET, NUM_SYMBOLS, build_model, error_ratio, problem_batch, train_long_lag,
+)
 
 
 def test_adding_problem_marks_one_value_per_half_and_sums_them():
@@ -50,3 +53,16 @@ def test_copy_task_distractors_fill_every_other_step():
     filler = np.concatenate([codes[:, 2:6], codes[:, 7:]], axis=1)
     assert filler.min() >= 5 and filler.max() <= 9
     assert len(np.unique(filler)) == 5
+
+
+def test_a_gru_trained_briefly_learns_the_short_adding_problem():
+    model = train_long_lag("gru", "adding", 10, steps=200, units=16, learning_rate=1e-2)
+    assert error_ratio(model, "adding", 10, size=500) < 0.2
+
+
+def test_copy_model_reads_out_the_last_steps():
+    model = build_model("elman", "copy", units=4, distractors=2)
+    x, _ = problem_batch("copy", 5, 3, seed=0, distractors=2)
+    assert model(x).shape == (3, NUM_SYMBOLS, ALPHABET)
+    with pytest.raises(ValueError, match="adding, copy"):
+        build_model("gru", "parity", units=4)

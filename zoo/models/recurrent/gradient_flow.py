@@ -20,28 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers.elman_cell import ElmanCell
+from zoo.models.recurrent.long_lag_tasks import adding_problem
+from zoo.models.recurrent.long_lag_training import CELL_NAMES, make_cell, train_long_lag
 
-CELL_NAMES = ("simple_rnn", "elman", "lstm", "gru")
+__all__ = ["CELL_NAMES", "make_cell", "state_trajectory", "step_jacobians", "jacobian_norms",
+           "norms_by_lag", "compare_cells", "plot_gradient_flow", "format_norms_table"]
 
 # Products that underflow are drawn at this floor instead of vanishing from a log-scale plot.
 _NORM_FLOOR = 1e-300
-
-
-def make_cell(name: str, units: int):
-    """A fresh Keras RNN cell by name: "simple_rnn", "elman", "lstm" or "gru".
-
-    Weights come from Keras's default initializers (seed them with `keras.utils.set_random_seed`).
-    """
-    builders = {
-        "simple_rnn": keras.layers.SimpleRNNCell,
-        "elman": ElmanCell,
-        "lstm": keras.layers.LSTMCell,
-        "gru": keras.layers.GRUCell,
-    }
-    if name not in builders:
-        raise ValueError(f"Unknown cell {name!r}; accepted: {', '.join(CELL_NAMES)}.")
-    return builders[name](units)
 
 
 def _state_sizes(cell) -> list[int]:
@@ -128,18 +114,23 @@ def norms_by_lag(norms: np.ndarray) -> np.ndarray:
 
 
 def compare_cells(length: int = 50, units: int = 32, features: int = 8, batch: int = 8,
-                  input_scale: float = 1.0, cells=CELL_NAMES, seed: int = 0) -> dict:
-    """Measures `norms_by_lag` of freshly initialised cells on the same random inputs.
+                  input_scale: float = 1.0, cells=CELL_NAMES, seed: int = 0,
+                  train_steps: int = 0) -> dict:
+    """Measures `norms_by_lag` of several cells on the same inputs.
 
     Args:
         length: sequence length T (lags 1..T are measured).
         units: units of every cell.
-        features: input features.
+        features: input features of the random inputs.
         batch: sequences averaged over.
         input_scale: standard deviation of the Gaussian inputs (larger inputs saturate tanh and
             sigmoid units, which shrinks g').
         cells: names of the cells to compare (see `CELL_NAMES`).
         seed: seed of the inputs and of the weights.
+        train_steps: 0 measures freshly initialised cells on Gaussian inputs; more first trains
+            each cell for this many steps on the adding problem of `length` steps (see
+            `long_lag_training.train_long_lag`) and measures it on adding-problem sequences
+            (`features` and `input_scale` are then unused).
 
     Returns:
         `{cell name: norms by lag [T]}`.
@@ -148,11 +139,23 @@ def compare_cells(length: int = 50, units: int = 32, features: int = 8, batch: i
                         ("batch", batch)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"compare_cells expects a positive integer {name}. Received: {value!r}")
-    inputs = np.random.default_rng(seed).normal(0.0, input_scale, (batch, length, features))
+    if not isinstance(train_steps, int) or train_steps < 0:
+        raise ValueError(f"compare_cells expects train_steps >= 0. Received: {train_steps!r}")
+    if train_steps:
+        inputs, _ = adding_problem(batch, length, seed=seed)
+    else:
+        inputs = np.random.default_rng(seed).normal(0.0, input_scale, (batch, length, features))
     curves = {}
     for name in cells:
-        keras.utils.set_random_seed(seed)
-        curves[name] = norms_by_lag(jacobian_norms(make_cell(name, units), inputs.astype("float32")))
+        if train_steps:
+            model = train_long_lag(name, "adding", length, steps=train_steps, units=units,
+                                   seed=seed)
+            cell = next(layer.cell for layer in model.layers
+                        if isinstance(layer, keras.layers.RNN))
+        else:
+            keras.utils.set_random_seed(seed)
+            cell = make_cell(name, units)
+        curves[name] = norms_by_lag(jacobian_norms(cell, inputs.astype("float32")))
     return curves
 
 
