@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
+
+from zoo.layers.portable_rnn import cudnn_disabled, exporting
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")
@@ -15,8 +19,9 @@ class BidirectionalEncoder(keras.layers.Layer):
 
     Each of the `num_layers` layers runs one recurrent layer forward in time and one backward,
     merges their sequence outputs with `merge_mode`, and feeds the merged sequence (after
-    dropout) to the next layer. The recurrent layers are Keras' own `LSTM`/`GRU`, so on a machine
-    without a GPU the traced graph uses the generic (portable) kernel, never `CudnnRNN`.
+    dropout) to the next layer. The recurrent layers are Keras' own `LSTM`/`GRU`: they use cuDNN
+    when a GPU is visible, except while `tf.saved_model.save` traces, so exported graphs never
+    hold a `CudnnRNN` op and serve on CPU too.
 
     Args:
         units: positive int, size of each direction's hidden state.
@@ -129,6 +134,11 @@ class BidirectionalEncoder(keras.layers.Layer):
         return forward * backward
 
     def call(self, inputs, mask=None, training=None):
+        portable = cudnn_disabled(self) if exporting() else contextlib.nullcontext()
+        with portable:
+            return self._encode(inputs, mask, training)
+
+    def _encode(self, inputs, mask, training):
         sequence = inputs
         step_mask = None if mask is None else ops.cast(mask, self.compute_dtype)[:, :, None]
         states = []

@@ -1,8 +1,12 @@
 """BidirectionalEncoder: shared contract, and outputs/states against a NumPy re-implementation."""
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 from layer_contract import run_layer_contract
 
 from zoo.layers import BidirectionalEncoder
@@ -154,3 +158,32 @@ def test_states_per_direction():
 def test_rejects_bad_arguments_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         BidirectionalEncoder(**kwargs)
+
+
+def _op_types(graph_def):
+    ops = {n.op for n in graph_def.node}
+    ops.update(n.op for f in graph_def.library.function for n in f.node_def)
+    return ops
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_uses_cudnn_on_gpu_but_never_in_a_saved_model(cell, monkeypatch, tmp_path):
+    rnn_backend = importlib.import_module("keras.src.backend.tensorflow.rnn")
+    monkeypatch.setattr(rnn_backend, "_is_gpu_available", lambda: True)  # a GPU "is visible"
+    x, mask = _batch()
+    inputs = keras.Input((None, 3))
+    outputs, _ = BidirectionalEncoder(2, cell=cell, num_layers=2)(inputs)
+    model = keras.Model(inputs, outputs)
+    spec = tf.TensorSpec([None, None, 3], tf.float32)
+    training_graph = tf.function(model).get_concrete_function(spec).graph.as_graph_def()
+    assert any("Cudnn" in op for op in _op_types(training_graph))
+
+    module = tf.Module()
+    module.model = model
+    module.serve = tf.function(lambda x: model(x), input_signature=[spec])
+    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.serve})
+    saved = saved_model_pb2.SavedModel.FromString((tmp_path / "export" / "saved_model.pb").read_bytes())
+    exported = _op_types(saved.meta_graphs[0].graph_def)
+    assert "While" in exported or "StatelessWhile" in exported  # the generic recurrent loop
+    assert not any("Cudnn" in op for op in exported)
+    assert model.layers[1].forward_layers[0].use_cudnn == "auto"
