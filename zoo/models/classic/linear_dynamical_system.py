@@ -426,7 +426,8 @@ class LinearDynamicalSystem(keras.Model):
             mask: optional bool [T] / [B, T], True where observed.
             n_iter: number of EM iterations (positive int).
             em_vars: names of the parameters to update (a subset of EM_VARS); None or "all"
-                updates all of them.
+                updates all of them (pykalman's default leaves the two matrices out; pass
+                that list to reproduce it).
 
         Returns:
             self. `self.em_log_likelihoods_` holds the total log-likelihood before each
