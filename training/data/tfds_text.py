@@ -81,7 +81,10 @@ def load_tfds_text(name: str, *, text_key: str | None = None, label_key: str | N
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as err:
-        raise ValueError(f"Unknown TFDS dataset {name!r}: {err}") from None
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"Unknown TFDS dataset {name!r} ({first_line}); `tfds.list_builders()` lists them."
+        ) from None
     features = builder.info.features
     text_key = _feature_key(features, "text", text_key, name)
     label_key = _feature_key(features, "label", label_key, name)

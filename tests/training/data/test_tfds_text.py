@@ -52,3 +52,9 @@ def test_unknown_feature_key_lists_the_available_ones():
     with tfds.testing.mock_data(num_examples=5):
         with pytest.raises(ValueError, match=r"no text feature 'review'.*\['text'\]"):
             load_tfds_text("imdb_reviews", text_key="review")
+
+
+def test_unknown_dataset_is_a_short_value_error():
+    with pytest.raises(ValueError, match="Unknown TFDS dataset 'no_such_dataset'") as info:
+        load_tfds_text("no_such_dataset")
+    assert len(str(info.value)) < 300
