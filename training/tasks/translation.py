@@ -201,11 +201,22 @@ class TranslationTask(Task):
             batch_size = input_context.get_per_replica_batch_size(global_batch_size)
             dataset = dataset.shard(input_context.num_input_pipelines,
                                     input_context.input_pipeline_id)
-        return (dataset.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
-                .repeat()
-                .batch(batch_size, drop_remainder=True)
-                .map(self.encode_batch, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        dataset = (dataset.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
+                   .repeat()
+                   .batch(batch_size, drop_remainder=True)
+                   .map(self.encode_batch, num_parallel_calls=tf.data.AUTOTUNE))
+        if input_context is not None and input_context.num_replicas_in_sync > 1:
+            # Replicas must see equal shapes: the embeddings' sparse gradients are gathered
+            # across replicas, which fails when their token counts differ.
+            dataset = dataset.map(self._pad_to_max_lengths)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _pad_to_max_lengths(self, batch):
+        lengths = {"source": self.config.max_source_length,
+                    "target_in": self.config.max_target_length + 1,
+                    "target_out": self.config.max_target_length + 1}
+        return {name: tf.pad(ids, [[0, 0], [0, lengths[name] - tf.shape(ids)[1]]])
+                for name, ids in batch.items()}
 
     def build_model(self):
         self._require_prepared()

@@ -98,6 +98,16 @@ class Seq2SeqTranslator(keras.Model):
                                         num_layers=decoder_layers, attention=attention,
                                         dropout=dropout, name="decoder")
 
+    def build(self, input_shape=None):
+        # Every size follows from the constructor arguments, so the model can be built before
+        # its first call (e.g. by `translate`, whose decoding loop cannot create weights).
+        self.source_embedding.build((None, None))
+        self.encoder.build((None, None, self.embedding_dim))
+        num_states = 2 * self.encoder_layers * self.encoder.states_per_direction
+        self.bridge.build([(None, self.units)] * num_states)
+        self.decoder.build([(None, None), (None, None, self.encoder.output_dim)])
+        self.built = True
+
     def encode(self, source, training=None):
         """Encoder outputs `[B, T, D]`, the source mask `[B, T]` and the decoder's first states."""
         mask = tf.not_equal(source, PAD_ID)
@@ -117,6 +127,8 @@ class Seq2SeqTranslator(keras.Model):
         The state carries the encoder memory, so beam search tiles and reorders it with the
         hypotheses. The padding and start ids get no probability.
         """
+        if not self.built:
+            self.build()
         memory, mask, states = self.encode(source, training=False)
         state = {
             "decoder": self.decoder.initial_state(memory, states),
