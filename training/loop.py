@@ -136,8 +136,11 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         loss, metrics = strategy.run(replica_step, args=(next(iterator),))
         if step is not None:
             step.assign_add(1)
-        loss, metrics = strategy.reduce(tf.distribute.ReduceOp.SUM, (loss, metrics), axis=None)
-        return loss, metrics
+        # One reduce per tensor: MultiWorkerMirroredStrategy fails on a nest of them.
+        return tf.nest.map_structure(
+            lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
+            (loss, metrics),
+        )
 
     return train_step
 
@@ -174,6 +177,21 @@ def _assert_finite_weights(model: keras.Model, step: int) -> None:
                 "stopped and the last good checkpoint kept. Lower train.learning_rate or set "
                 "train.clip_norm."
             )
+
+
+def _check_workers_agree(strategy, restored_step: int) -> None:
+    """Fails fast, instead of hanging in a collective, when workers resume at different steps."""
+    if getattr(strategy, "cluster_resolver", None) is None:
+        return
+    # All equal exactly when n * sum(x^2) == sum(x)^2 (the variance is zero).
+    moments = strategy.run(lambda: tf.constant([restored_step, restored_step**2], tf.int64))
+    total, total_square = strategy.reduce(tf.distribute.ReduceOp.SUM, moments, axis=None).numpy()
+    if strategy.num_replicas_in_sync * int(total_square) != int(total) ** 2:
+        raise ValueError(
+            f"The workers restored different steps (this one: {restored_step}). Every worker "
+            "resumes from the chief's checkpoints, so --run-dir must be on storage that all "
+            "workers share."
+        )
 
 
 @contextlib.contextmanager
@@ -260,6 +278,7 @@ def _train(strategy, config, run_dir, write_dir, *, chief, progress):
     # Every worker resumes from the chief's checkpoints (run_dir is shared storage in a cluster).
     resumed = _restore_latest(checkpoint, run_dir / "checkpoints")
     current = saved = int(step.numpy())
+    _check_workers_agree(strategy, current)
     if resumed is not None:
         print(f"Resuming from step {current} ({resumed}).", flush=True)
 

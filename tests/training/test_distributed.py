@@ -58,22 +58,19 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkeypatch):
-    import training.tasks
-
-    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    run_dir = tmp_path / "run"
+def _run_workers(tmp_path, run_dirs, *args):
+    """Runs `seqzoo train toy` as one worker per run dir; returns (returncode, output) of each."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(len(run_dirs))]
     processes = []
-    for index in range(2):
+    for index, run_dir in enumerate(run_dirs):
         env = dict(os.environ, PYTHONPATH=f"{ROOT / 'tests' / 'training'}{os.pathsep}{ROOT}",
                    TF_CPP_MIN_LOG_LEVEL="2",
                    TF_CONFIG=json.dumps({"cluster": {"worker": workers},
                                          "task": {"type": "worker", "index": index}}))
         command = toy_task.cli_command(
-            "--run-dir", str(run_dir), "--strategy", "multi_worker_mirrored", "--steps", "6",
-            "--batch-size", "8", "--no-progress", "--set", "train.learning_rate=0.05",
-            "--set", f"model.weights_file={tmp_path / f'worker{index}.npz'}",
+            "--run-dir", str(run_dir), "--strategy", "multi_worker_mirrored", "--batch-size", "8",
+            "--no-progress", "--set", "train.learning_rate=0.05",
+            "--set", f"model.weights_file={tmp_path / f'worker{index}.npz'}", *args,
         )
         processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
@@ -82,8 +79,16 @@ def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkey
     finally:
         for p in processes:
             p.kill()
-    for p, output in zip(processes, outputs):
-        assert p.returncode == 0, output
+    return [(p.returncode, output) for p, output in zip(processes, outputs)]
+
+
+def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkeypatch):
+    import training.tasks
+
+    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+    run_dir = tmp_path / "run"
+    for returncode, output in _run_workers(tmp_path, [run_dir, run_dir], "--steps", "6"):
+        assert returncode == 0, output
 
     chief, other = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
     for key in chief.files:
@@ -102,3 +107,10 @@ def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkey
     for key in chief.files:
         assert not np.allclose(chief[key], 0.0)
         np.testing.assert_allclose(chief[key], single[key], rtol=1e-5, atol=1e-6)
+
+    # A worker that cannot see the chief's checkpoints would train from step 0: both stop instead.
+    results = _run_workers(tmp_path, [run_dir, tmp_path / "elsewhere"], "--steps", "8")
+    for returncode, output in results:
+        assert returncode == 2, output
+        assert "The workers restored different steps" in output, output
+    assert "this one: 6" in results[0][1] and "this one: 0" in results[1][1]
