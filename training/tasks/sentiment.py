@@ -43,7 +43,7 @@ class SentimentConfig:
         label_column: label column of a `file:` source (by header name, else the second one).
     """
 
-    vocab_size: int = 2000
+    vocab_size: int = 20000
     embedding_dim: int = 32
     units: int = 32
     cell: str = "gru"
@@ -51,7 +51,7 @@ class SentimentConfig:
     merge_mode: str = "concat"
     pooling: str = "final"
     dropout: float = 0.0
-    max_length: int = 64
+    max_length: int = 200
     num_examples: int = 12000
     max_examples: int = 0
     text_column: str = "text"
