@@ -8,7 +8,7 @@ always answering 1.0; copy: symbol error rate / (1 - 1/alphabet), the error of g
 means nothing was learned and values near 0 mean solved. Lengths are the number of steps between
 the first piece of information and the answer.
 
-    python -m bench long_lag [--steps 1500] [--adding-lengths 10,30,60] [--copy-delays 5,15,30]
+    python -m bench long_lag [--steps 1500] [--adding-lengths 10,30,60,100] [--copy-delays 5,15,30]
                              [--distractors 0] [--cells simple_rnn,elman,lstm,gru] [--units 32]
                              [--quick]
 """
@@ -58,7 +58,7 @@ def _format_table(rows, cells) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench long_lag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adding-lengths", type=_int_list, default=[10, 30, 60])
+    parser.add_argument("--adding-lengths", type=_int_list, default=[10, 30, 60, 100])
     parser.add_argument("--copy-delays", type=_int_list, default=[5, 15, 30])
     parser.add_argument("--distractors", type=int, default=0,
                         help="distractor symbols filling the copy task's blanks (default 0)")

@@ -48,7 +48,9 @@ def test_contract_in_rnn_with_mask(tmp_path):
 
 def test_contract_in_bidirectional(tmp_path):
     run_layer_contract(
-        lambda: keras.layers.Bidirectional(keras.layers.RNN(ElmanCell(UNITS, context_units=CONTEXT))),
+        lambda: keras.layers.Bidirectional(
+            keras.layers.RNN(ElmanCell(UNITS, context_units=CONTEXT))
+        ),
         _inputs(), expected_output_shapes=(3, 2 * (UNITS + CONTEXT)), tmp_path=tmp_path,
     )
 

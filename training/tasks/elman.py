@@ -42,11 +42,15 @@ class ElmanConfig:
     def __post_init__(self):
         for name in ("units", "context_units", "num_validation"):
             if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
+                raise ValueError(
+                    f"model.{name} must be at least 1; received {getattr(self, name)}."
+                )
         if self.length < 2:
             raise ValueError(f"model.length must be at least 2; received {self.length}.")
         if self.num_examples < 10:
-            raise ValueError(f"model.num_examples must be at least 10; received {self.num_examples}.")
+            raise ValueError(
+                f"model.num_examples must be at least 10; received {self.num_examples}."
+            )
 
 
 class ElmanTask(Task):

@@ -70,7 +70,8 @@ class ElmanCell(keras.layers.Layer):
         for name, value in (("units", units), ("context_units", context_units)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(
-                    f"ElmanCell expects `{name}` to be a positive integer. Received: {name}={value!r}"
+                    f"ElmanCell expects `{name}` to be a positive integer. "
+                    f"Received: {name}={value!r}"
                 )
         super().__init__(**kwargs)
         self.units = units

@@ -46,7 +46,7 @@ class ElmanServingModule(tf.Module):
 
     @property
     def signatures(self):
-        """`{"serving_default": self.serve}`; a property, since SavedModel reserves the attribute."""
+        """`{"serving_default": self.serve}`; a property, as SavedModel reserves the name."""
         return {"serving_default": self.serve}
 
     def _serve(self, sequences):

@@ -1,7 +1,7 @@
 """Vanishing gradients made visible: how ‖∂s_t/∂s_k‖ shrinks with t − k, cell by cell.
 
-Backpropagation through time multiplies one Jacobian per step: ∂s_t/∂s_k = ∏_{i=k+1..t} ∂s_i/∂s_{i-1}
-(for a SimpleRNN, ∏ diag(g'(·)) Vᵀ). When the factors have norm below one the product decays
+Backpropagation through time multiplies one Jacobian per step:
+∂s_t/∂s_k = ∏_{i=k+1..t} ∂s_i/∂s_{i-1} (for a SimpleRNN, ∏ diag(g'(·)) Vᵀ). When the factors have norm below one the product decays
 geometrically and errors cannot reach steps far back. `jacobian_norms` measures the spectral norm of
 the product for every pair k < t on given inputs, with the one-step Jacobians taken by automatic
 differentiation of the cell itself; `norms_by_lag` summarises it per lag t − k, and
@@ -138,7 +138,9 @@ def compare_cells(length: int = 50, units: int = 32, features: int = 8, batch: i
     for name, value in (("length", length), ("units", units), ("features", features),
                         ("batch", batch)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"compare_cells expects a positive integer {name}. Received: {value!r}")
+            raise ValueError(
+                f"compare_cells expects a positive integer {name}. Received: {value!r}"
+            )
     if not isinstance(train_steps, int) or train_steps < 0:
         raise ValueError(f"compare_cells expects train_steps >= 0. Received: {train_steps!r}")
     if train_steps:

@@ -63,9 +63,9 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
     is `num_symbols` random symbols, `delay` blanks, the go marker, then `num_symbols - 1` more
     blanks; from the go marker on, the model writes the symbols back, one per step. With
     `distractors > 0` every blank is replaced by a random distractor symbol, noise the network
-    must learn to ignore (as in Hochreiter & Schmidhuber's noisy long-lag experiments). The targets are the symbols at those last `num_symbols` steps,
-    so every symbol is recalled `num_symbols + delay` steps after it was read. Sequences have
-    `2 * num_symbols + delay` steps.
+    must learn to ignore (as in Hochreiter & Schmidhuber's noisy long-lag experiments). The
+    targets are the symbols at the last `num_symbols` steps, so every symbol is recalled
+    `num_symbols + delay` steps after it was read. Sequences have `2 * num_symbols + delay` steps.
 
     Args:
         num_examples: number of sequences (positive int).
@@ -109,4 +109,6 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
 def _check_positive(**values):
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
+            raise ValueError(
+                f"Expected `{name}` to be a positive integer. Received: {name}={value!r}"
+            )

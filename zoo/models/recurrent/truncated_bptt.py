@@ -31,7 +31,8 @@ class TruncatedBPTT:
 
     ```python
     net = ElmanNetwork(units=16, output_units=1)
-    tbptt = TruncatedBPTT(net, keras.losses.MeanSquaredError(), keras.optimizers.Adam(1e-2), truncation=10)
+    tbptt = TruncatedBPTT(net, keras.losses.MeanSquaredError(), keras.optimizers.Adam(1e-2),
+                          truncation=10)
     states = None
     for x, y in long_sequence_batches:          # x: [batch, 1000, features]
         losses, states = tbptt.train_step(x, y, states)   # 100 updates, state carried
