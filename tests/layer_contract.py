@@ -143,6 +143,14 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
     _call(checkpoint_layer, inputs, mask, call_kwargs)
     saved = tf.train.Checkpoint(layer=layer).write(str(tmp_path / "layer_contract_ckpt"))
     tf.train.Checkpoint(layer=checkpoint_layer).read(saved).assert_consumed()
+    lost = [mine.path for mine, theirs in zip(checkpoint_layer.weights, layer.weights)
+            if not np.array_equal(keras.ops.convert_to_numpy(mine),
+                                  keras.ops.convert_to_numpy(theirs))]
+    assert not lost, (
+        f"tf.train.Checkpoint (used by training/loop.py) does not save weight(s) {lost}: "
+        "sublayers kept in a Python list or dict are invisible to it in Keras 3; assign each "
+        "sublayer to its own attribute (e.g. setattr(self, f'cell_{i}', cell))."
+    )
     _assert_all_close(_to_numpy(_call(checkpoint_layer, inputs, mask, call_kwargs)), reference,
                       atol, "tf.train.Checkpoint write and read (as the training loop does)")
 
