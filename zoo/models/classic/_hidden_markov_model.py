@@ -229,10 +229,13 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
         gamma, transitions, log_lik = self._e_step(observations, mask)
         start = tf.reduce_mean(gamma[:, 0], axis=0)
         transmat = transitions / tf.maximum(
-            tf.reduce_sum(transitions, axis=-1, keepdims=True), tf.constant(1e-30, transitions.dtype)
+            tf.reduce_sum(transitions, axis=-1, keepdims=True),
+            tf.constant(1e-30, transitions.dtype),
         )
         floor = tf.constant(_LOG_FLOOR, start.dtype)
-        self.start_logits.assign(tf.cast(tf.maximum(tf.math.log(start), floor), self.start_logits.dtype))
+        self.start_logits.assign(
+            tf.cast(tf.maximum(tf.math.log(start), floor), self.start_logits.dtype)
+        )
         self.transition_logits.assign(
             tf.cast(tf.maximum(tf.math.log(transmat), floor), self.transition_logits.dtype)
         )

@@ -120,7 +120,9 @@ class AutoregressiveModel(WindowForecaster):
             solution = solution[1:]
         # solution rows are (lag, input variable), columns the predicted variable.
         coefficients = solution.reshape(self.order, self.num_series, self.num_series)
-        self.coefficients.assign(np.transpose(coefficients, (0, 2, 1)).astype(self.coefficients.dtype))
+        self.coefficients.assign(
+            np.transpose(coefficients, (0, 2, 1)).astype(self.coefficients.dtype)
+        )
         return self
 
     def get_config(self):

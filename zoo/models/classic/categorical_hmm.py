@@ -71,7 +71,9 @@ class CategoricalHMM(HiddenMarkovModel):
     @emissionprob_.setter
     def emissionprob_(self, value):
         shape = (self.n_components, self.n_features)
-        self.emission_logits.assign(_log_probabilities(value, self.n_features, "emissionprob_", shape))
+        self.emission_logits.assign(
+            _log_probabilities(value, self.n_features, "emissionprob_", shape)
+        )
 
     def _observations(self, observations):
         observations = tf.convert_to_tensor(observations)

@@ -101,7 +101,6 @@ class LinearDynamicalSystem(keras.Model):
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
         self.n_dim_state = n_dim_state
         self.n_dim_obs = n_dim_obs
-        n, m = n_dim_state, n_dim_obs
         given = {
             "transition_matrices": transition_matrices,
             "observation_matrices": observation_matrices,
@@ -110,6 +109,7 @@ class LinearDynamicalSystem(keras.Model):
             "initial_state_mean": initial_state_mean,
             "initial_state_covariance": initial_state_covariance,
         }
+        n, m = n_dim_state, n_dim_obs
         defaults = {
             "transition_matrices": np.eye(n),
             "observation_matrices": np.eye(m, n),
@@ -127,24 +127,8 @@ class LinearDynamicalSystem(keras.Model):
         for key, value in given.items():
             setattr(self, key, defaults[key] if value is None else value)
 
-    def build(self, input_shape=None):
-        n, m = self.n_dim_state, self.n_dim_obs
-        shapes = {
-            "transition_matrices": (n, n),
-            "observation_matrices": (m, n),
-            "initial_state_mean": (n,),
-            "transition_covariance_factor": (n, n),
-            "observation_covariance_factor": (m, m),
-            "initial_state_covariance_factor": (n, n),
-        }
-        self._params = {
-            key: self.add_weight(name=key, shape=shape, initializer="zeros")
-            for key, shape in shapes.items()
-        }
-
-    # Parameters under pykalman's names --------------------------------------------------------
-
-    def _expected_shape(self, key):
+    def _shapes(self):
+        """Shape of each parameter, by pykalman name."""
         n, m = self.n_dim_state, self.n_dim_obs
         return {
             "transition_matrices": (n, n),
@@ -153,14 +137,21 @@ class LinearDynamicalSystem(keras.Model):
             "transition_covariance": (n, n),
             "observation_covariance": (m, m),
             "initial_state_covariance": (n, n),
-        }[key]
+        }
+
+    def build(self, input_shape=None):
+        self._params = {}
+        for key, shape in self._shapes().items():
+            name = key + "_factor" if key in _COVARIANCES else key
+            self._params[name] = self.add_weight(name=name, shape=shape, initializer="zeros")
+
+    # Parameters under pykalman's names --------------------------------------------------------
 
     def _set_param(self, key, value):
         value = np.asarray(value, dtype=np.float64)
-        if value.shape != self._expected_shape(key):
-            raise ValueError(
-                f"`{key}` must have shape {self._expected_shape(key)}. Received: shape={value.shape}"
-            )
+        expected = self._shapes()[key]
+        if value.shape != expected:
+            raise ValueError(f"`{key}` must have shape {expected}. Received: shape={value.shape}")
         if key in _COVARIANCES:
             try:
                 factor = np.linalg.cholesky(_symmetrize_np(value) - _JITTER * np.eye(len(value)))
@@ -245,7 +236,8 @@ class LinearDynamicalSystem(keras.Model):
             return mean_next, cov_next, mean_pred, cov_pred, mean_filt, cov_filt, log_lik
 
         zero_mean, zero_cov = tf.zeros_like(mean0), tf.zeros_like(cov0)
-        init = (mean0, cov0, zero_mean, zero_cov, zero_mean, zero_cov, tf.zeros([batch], mean0.dtype))
+        zero_log_lik = tf.zeros([batch], mean0.dtype)
+        init = (mean0, cov0, zero_mean, zero_cov, zero_mean, zero_cov, zero_log_lik)
         outputs = tf.scan(step, (observations, mask), initializer=init)
         return outputs[2:]
 
@@ -384,7 +376,8 @@ class LinearDynamicalSystem(keras.Model):
         if "observation_covariance" in em_vars:
             residual = observations - _batch_matmul_t(means, C)
             spread = tf.einsum("btij,kj->btik", tf.einsum("ij,btjk->btik", C, covs), C)
-            total = tf.einsum("bt,btij->ij", weights, tf.einsum("bti,btj->btij", residual, residual) + spread)
+            outer = tf.einsum("bti,btj->btij", residual, residual)
+            total = tf.einsum("bt,btij->ij", weights, outer + spread)
             new["observation_covariance"] = total / tf.reduce_sum(weights)
         A = self._tensor("transition_matrices")
         if "transition_matrices" in em_vars:
