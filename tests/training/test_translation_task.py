@@ -23,6 +23,9 @@ def test_dates_reach_stated_exact_match_and_beam_is_not_worse(tmp_path):
     assert metrics["bleu"] >= 95.0, metrics
     assert metrics["beam_exact_match"] >= metrics["exact_match"] - 1 / 300, metrics
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    # The checkpoint holds every weight: the restored model translates exactly as well.
+    task, model = loop.restore(tmp_path)
+    assert task.evaluate(model) == pytest.approx(metrics)
 
 
 def test_mirrored_run_resumes_with_the_saved_vocabularies(tmp_path):

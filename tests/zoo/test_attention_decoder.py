@@ -91,8 +91,11 @@ def test_bridge_contract_and_dense_closed_form(tmp_path):
     outputs = run_layer_contract(factory, encoder_states,
                                  expected_output_shapes=[(B, UNITS)] * 4, tmp_path=tmp_path)
     joined = np.concatenate(encoder_states, axis=1)
-    for projection, output in zip(bridges[0].projections, outputs):
-        expected = np.tanh(joined @ projection.kernel.numpy() + projection.bias.numpy())
+    kernel = bridges[0].projection.kernel.numpy()
+    bias = bridges[0].projection.bias.numpy()
+    for index, output in enumerate(outputs):
+        columns = slice(index * UNITS, (index + 1) * UNITS)
+        expected = np.tanh(joined @ kernel[:, columns] + bias[columns])
         np.testing.assert_allclose(output, expected, atol=1e-5)
 
 

@@ -98,8 +98,10 @@ class AttentionDecoder(keras.layers.Layer):
         cell_class, self.states_per_layer = CELLS[cell]
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                                 dtype=self.dtype_policy, name="embedding")
-        self.cells = [cell_class(units, dtype=self.dtype_policy, name=f"cell_{index}")
-                      for index in range(num_layers)]
+        # One attribute per cell: tf.train.Checkpoint does not track layers kept in a list.
+        for index in range(num_layers):
+            setattr(self, f"cell_{index}", cell_class(units, dtype=self.dtype_policy,
+                                                      name=f"cell_{index}"))
         self.attention_layer = None
         if attention == "bahdanau":
             self.attention_layer = BahdanauAttention(units, dtype=self.dtype_policy,
@@ -112,6 +114,11 @@ class AttentionDecoder(keras.layers.Layer):
         self.logits_dense = keras.layers.Dense(vocab_size, dtype=self.dtype_policy,
                                                name="logits")
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    @property
+    def cells(self):
+        """The recurrent cells, bottom first."""
+        return [getattr(self, f"cell_{index}") for index in range(self.num_layers)]
 
     @property
     def num_states(self):

@@ -63,18 +63,16 @@ class StateBridge(keras.layers.Layer):
         self.num_layers = num_layers
         self.mode = mode
         self.num_states = num_layers * CELLS[cell]
-        self.projections = []
+        # One projection to every state at once, split afterwards.
+        self.projection = None
         if mode == "dense":
-            self.projections = [
-                keras.layers.Dense(units, activation="tanh", dtype=self.dtype_policy,
-                                   name=f"state_{index}")
-                for index in range(self.num_states)
-            ]
+            self.projection = keras.layers.Dense(units * self.num_states, activation="tanh",
+                                                 dtype=self.dtype_policy, name="projection")
 
     def build(self, input_shape):
         total = sum(int(shape[-1]) for shape in input_shape)
-        for projection in self.projections:
-            projection.build((None, total))
+        if self.projection is not None:
+            self.projection.build((None, total))
         if self.mode == "learned":
             self.initial_states = self.add_weight(
                 shape=(self.num_states, self.units), initializer="zeros", name="initial_states"
@@ -84,7 +82,7 @@ class StateBridge(keras.layers.Layer):
         inputs = list(inputs)
         if self.mode == "dense":
             joined = ops.concatenate(inputs, axis=-1) if len(inputs) > 1 else inputs[0]
-            return [projection(joined) for projection in self.projections]
+            return ops.split(self.projection(joined), self.num_states, axis=-1)
         batch = ops.shape(inputs[0])[0]
         if self.mode == "learned":
             vectors = ops.cast(self.initial_states, self.compute_dtype)
