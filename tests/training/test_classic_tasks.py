@@ -84,8 +84,8 @@ def test_lds_em_start_reaches_the_true_likelihood_and_exports_smoothed_states(tm
 def test_hmm_matches_the_generating_model(tmp_path, overrides, steps, min_accuracy):
     metrics = train("hmm", tmp_path / "run", "model.num_sequences=100", *overrides, steps=steps)
     # Within 0.01 nats per step of the true parameters' likelihood (Baum–Welch start, or 150
-    # gradient steps alone); the Viterbi path finds the
-    # hidden states (the casino's dice are hard to tell apart: even the true model gets ~0.8).
+    # gradient steps alone); the Viterbi path finds the hidden states (the casino's dice are
+    # hard to tell apart: even the true model gets ~0.8).
     assert metrics["log_likelihood_per_step"] > metrics["true_log_likelihood_per_step"] - 0.01
     assert metrics["viterbi_accuracy"] > min_accuracy, metrics
 
