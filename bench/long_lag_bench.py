@@ -6,7 +6,9 @@ lengths, then evaluated on held-out sequences. The table reports the final error
 error of a predictor that ignores the inputs (adding: mean squared error / 1/6, the error of
 always answering 1.0; copy: symbol error rate / (1 - 1/alphabet), the error of guessing), so 1.0
 means nothing was learned and values near 0 mean solved. Lengths are the number of steps between
-the first piece of information and the answer.
+the first piece of information and the answer. A second table trains an Elman network on a
+delayed echo with truncated backpropagation through time at several truncations U, next to full
+backpropagation.
 
     python -m bench long_lag [--steps 1500] [--adding-lengths 10,30,60,100] [--copy-delays 5,15,30]
                              [--distractors 0] [--cells simple_rnn,elman,lstm,gru] [--units 32]
@@ -18,9 +20,16 @@ from __future__ import annotations
 import argparse
 import time
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.models.recurrent.elman_network import ElmanNetwork
+from zoo.models.recurrent.long_lag_tasks import delayed_echo
 from zoo.models.recurrent.long_lag_training import (
     CELL_NAMES, NUM_SYMBOLS, error_ratio, train_long_lag,
 )
+from zoo.models.recurrent.truncated_bptt import TruncatedBPTT
 
 SOLVED_BELOW = 0.1
 
@@ -55,6 +64,34 @@ def _format_table(rows, cells) -> str:
     return "\n".join(lines)
 
 
+def truncation_error_ratio(truncation, *, delay, length, steps, units, seed) -> float:
+    """Trains an `ElmanNetwork` on the delayed echo with `TruncatedBPTT(truncation)`; returns the
+    held-out sign error rate / 0.5 (the error of guessing)."""
+    keras.utils.set_random_seed(seed)
+    tbptt = TruncatedBPTT(ElmanNetwork(units, 1), keras.losses.MeanSquaredError(),
+                          keras.optimizers.Adam(1e-2), truncation=truncation)
+    for i in range(steps):
+        x, y, weight = (tf.constant(a) for a in delayed_echo(32, length, delay,
+                                                             seed=seed * 1_000_003 + i))
+        tbptt.train_step(x, y, sample_weight=weight)
+    x, y, _ = delayed_echo(1000, length, delay, seed=2**31 - 1 - seed)
+    outputs, _ = tbptt.forward(tf.constant(x))
+    errors = np.sign(outputs.numpy()[:, delay:]) != y[:, delay:]
+    return float(np.mean(errors) / 0.5)
+
+
+def _truncation_table(delay, length, steps, units, seed) -> str:
+    # Chunks of at most `delay` steps never hold an input together with its echo.
+    truncations = [None] + sorted({2 * delay, delay + 1, delay, max(1, delay // 2)}, reverse=True)
+    lines = [f"{'truncation U':<14}{'error ratio':>12}", "-" * 26]
+    for truncation in truncations:
+        ratio = truncation_error_ratio(truncation, delay=delay, length=length, steps=steps,
+                                       units=units, seed=seed)
+        label = f"full ({length})" if truncation is None else str(truncation)
+        lines.append(f"{label:<14}{ratio:>11.3f}{'*' if ratio < SOLVED_BELOW else ' '}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench long_lag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,14 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--echo-delay", type=int, default=8,
+                        help="delay of the echo task comparing truncations (default 8)")
+    parser.add_argument("--echo-steps", type=int, default=300,
+                        help="training sequences per truncation, batches of 32 (default 300)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny smoke run: one short length per task, 20 steps, 8 units")
     args = parser.parse_args(argv)
     if args.quick:
         args.adding_lengths, args.copy_delays = [4], [2]
         args.steps, args.units, args.batch_size = 20, 8, 16
-    if args.steps < 1 or args.units < 1 or args.batch_size < 1 or args.distractors < 0:
-        parser.error("--steps, --units and --batch-size must be positive, --distractors >= 0")
+        args.echo_delay, args.echo_steps = 2, 5
+    if min(args.steps, args.units, args.batch_size, args.echo_delay, args.echo_steps) < 1:
+        parser.error("--steps, --units, --batch-size, --echo-delay and --echo-steps must be "
+                     "positive")
+    if args.distractors < 0:
+        parser.error("--distractors must be >= 0")
 
     runs = [("adding", n, n) for n in args.adding_lengths]
     runs += [("copy", d, d + NUM_SYMBOLS) for d in args.copy_delays]
@@ -105,4 +150,13 @@ def main(argv: list[str] | None = None) -> int:
           "information to the answer.")
     print(_format_table(rows, args.cells))
     print("training seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+
+    echo_length = 4 * args.echo_delay
+    print()
+    print(f"Truncated BPTT: an Elman network ({args.units} units) learns to echo its input "
+          f"{args.echo_delay} steps later\n({echo_length}-step sequences, {args.echo_steps} "
+          "batches of 32, one update per chunk). Error ratio = sign error / 0.5 (guessing);\n"
+          f"chunks of U <= {args.echo_delay} steps never hold an input and its echo together.")
+    print(_truncation_table(args.echo_delay, echo_length, args.echo_steps, args.units,
+                            args.seed))
     return 0

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
+from zoo.models.recurrent.long_lag_tasks import (
+    ADDING_BASELINE_MSE, adding_problem, copy_task, delayed_echo,
+)
 from zoo.models.recurrent.long_lag_training import (
     ALPHABET, NUM_SYMBOLS, build_model, error_ratio, problem_batch, train_long_lag,
 )
@@ -66,3 +68,13 @@ def test_copy_model_reads_out_the_last_steps():
     assert model(x).shape == (3, NUM_SYMBOLS, ALPHABET)
     with pytest.raises(ValueError, match="adding, copy"):
         build_model("gru", "parity", units=4)
+
+
+def test_delayed_echo_repeats_the_input_after_the_delay():
+    x, y, w = delayed_echo(20, length=9, delay=3, seed=5)
+    assert x.shape == y.shape == (20, 9, 1) and w.shape == (20, 9)
+    assert set(np.unique(x)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(y[:, 3:], x[:, :-3])
+    np.testing.assert_array_equal(w, np.repeat([[0, 0, 0] + [1] * 6], 20, axis=0))
+    with pytest.raises(ValueError, match="delay=9, length=9"):
+        delayed_echo(2, length=9, delay=9)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.models.recurrent.elman_network import ElmanNetwork
+from zoo.models.recurrent.long_lag_tasks import delayed_echo
 from zoo.models.recurrent.truncated_bptt import TruncatedBPTT
 
 MSE = keras.losses.MeanSquaredError
@@ -81,17 +82,6 @@ def test_no_gradient_crosses_a_chunk_boundary():
     np.testing.assert_allclose(truncated_grad[:, 4:], full_grad[:, 4:], atol=1e-6)
 
 
-def _echo(batch, steps, delay, seed):
-    """Random ±1 inputs; the target at step t is the input at step t - delay."""
-    rng = np.random.default_rng(seed)
-    x = rng.choice([-1.0, 1.0], size=(batch, steps, 1)).astype("float32")
-    y = np.zeros_like(x)
-    y[:, delay:] = x[:, :-delay]
-    weight = np.ones((batch, steps), "float32")
-    weight[:, :delay] = 0.0
-    return tf.constant(x), tf.constant(y), tf.constant(weight)
-
-
 @pytest.mark.parametrize("truncation, learns", [(None, True), (8, True), (2, False)])
 def test_truncation_shorter_than_the_dependency_cannot_learn_it(truncation, learns):
     delay = 6
@@ -99,11 +89,11 @@ def test_truncation_shorter_than_the_dependency_cannot_learn_it(truncation, lear
     tbptt = TruncatedBPTT(ElmanNetwork(16, 1), MSE(), keras.optimizers.Adam(1e-2),
                           truncation=truncation)
     for step in range(150):
-        x, y, weight = _echo(32, 16, delay, seed=step)
+        x, y, weight = (tf.constant(a) for a in delayed_echo(32, 16, delay, seed=step))
         tbptt.train_step(x, y, sample_weight=weight)
-    x, y, _ = _echo(512, 16, delay, seed=10_000)
-    outputs, _ = tbptt.forward(x)
-    accuracy = float(np.mean(np.sign(outputs.numpy()[:, delay:]) == y.numpy()[:, delay:]))
+    x, y, _ = delayed_echo(512, 16, delay, seed=10_000)
+    outputs, _ = tbptt.forward(tf.constant(x))
+    accuracy = float(np.mean(np.sign(outputs.numpy()[:, delay:]) == y[:, delay:]))
     if learns:
         assert accuracy > 0.95, accuracy
     else:

@@ -1,9 +1,8 @@
-"""Data of the long-time-lag experiments of Hochreiter & Schmidhuber (1997).
+"""Data of long-time-lag experiments: those of Hochreiter & Schmidhuber (1997), and an echo.
 
-Both generators return NumPy arrays built from a seeded generator, so the same seed gives the
-same data. Each also states the error of a trivial predictor that ignores the inputs, the
-baseline that makes errors comparable across lengths (an error ratio near 1 means nothing was
-learned).
+Every generator returns NumPy arrays built from a seeded generator, so the same seed gives the
+same data, and states the error of a trivial predictor that ignores the inputs, the baseline that
+makes errors comparable across lengths (an error ratio near 1 means nothing was learned).
 """
 
 from __future__ import annotations
@@ -112,3 +111,42 @@ def _check_positive(**values):
             raise ValueError(
                 f"Expected `{name}` to be a positive integer. Received: {name}={value!r}"
             )
+
+
+def delayed_echo(num_examples: int, length: int, delay: int, seed: int = 0):
+    """The delayed echo: output at every step the ±1 input seen `delay` steps earlier.
+
+    A dependency of exactly `delay` steps at every position, which makes the effect of truncated
+    backpropagation through time plain: with chunks shorter than `delay`, no gradient ever links
+    an output to the input it must repeat.
+
+    Args:
+        num_examples: number of sequences (positive int).
+        length: steps per sequence (int, greater than `delay`).
+        delay: steps between an input and its echo (positive int).
+        seed: seed of the generator.
+
+    Returns:
+        `(inputs, targets, sample_weight)`: float32 `[num_examples, length, 1]` inputs of ±1,
+        targets of the same shape (0 at the first `delay` steps, which have nothing to echo) and
+        float32 weights `[num_examples, length]`, 0 at those first steps and 1 elsewhere.
+        Answering 0 has a mean squared error of 1 and guessing the sign an error rate of 1/2.
+
+    Example:
+
+    ```python
+    x, y, w = delayed_echo(32, length=16, delay=6)   # y[:, 6:] == x[:, :-6]
+    ```
+    """
+    _check_positive(num_examples=num_examples, length=length, delay=delay)
+    if delay >= length:
+        raise ValueError(
+            f"delayed_echo needs delay < length. Received: delay={delay}, length={length}"
+        )
+    rng = np.random.default_rng(seed)
+    inputs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(num_examples, length, 1))
+    targets = np.zeros_like(inputs)
+    targets[:, delay:] = inputs[:, :-delay]
+    weight = np.ones((num_examples, length), np.float32)
+    weight[:, :delay] = 0.0
+    return inputs, targets, weight
