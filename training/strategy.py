@@ -6,6 +6,7 @@ worker, MirroredStrategy when there is more than one GPU, and OneDeviceStrategy 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -78,6 +79,19 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}.")
+    return _build_strategy(name, os.environ.get("TF_CONFIG", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def _build_strategy(name: str, tf_config: str) -> tf.distribute.Strategy:
+    """One strategy per name and cluster for the whole process.
+
+    Two MirroredStrategy instances in one process hand out the same collective instance keys, so
+    a second run with a model of another size fails with a collective shape mismatch; and
+    MultiWorkerMirroredStrategy may only be created once per process. `tf_config` is part of the
+    cache key so that a changed cluster is not served a stale strategy.
+    """
+    del tf_config
     if name == "auto":
         if _cluster_size(_read_tf_config()) > 1:
             name = "multi_worker_mirrored"

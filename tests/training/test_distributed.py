@@ -114,3 +114,15 @@ def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkey
         assert returncode == 2, output
         assert "The workers restored different steps" in output, output
     assert "this one: 6" in results[0][1] and "this one: 0" in results[1][1]
+
+
+def test_mirrored_runs_of_different_models_in_one_process(tmp_path):
+    # Two MirroredStrategy objects in one process reuse collective keys; a second model of another
+    # size then failed with a collective shape mismatch. Strategies are shared per process.
+    assert make_strategy("mirrored") is make_strategy("mirrored")
+    for task, extra in (("ar", "model.fit=gradient"), ("delay_tap", "model.hidden_units=[4]")):
+        run_dir = tmp_path / task
+        cfg = loop.configure(task, run_dir, overrides=[
+            "train.steps=3", "train.batch_size=8", "train.strategy=mirrored", extra])
+        metrics = loop.train(cfg, run_dir, progress=False)
+        assert np.isfinite(metrics["mse"])
