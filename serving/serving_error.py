@@ -27,6 +27,8 @@ _BY_HTTP_STATUS = {
     503: grpc.StatusCode.UNAVAILABLE,
 }
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+# Lines of a TF runtime error that locate the failing node rather than say what failed.
+_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces")
 
 
 class ServingError(ValueError):
@@ -62,10 +64,14 @@ class ServingError(ValueError):
 
     @classmethod
     def from_tf_error(cls, error) -> "ServingError":
-        """Wraps a `tf.errors.OpError`, keeping its code and the first line of its message."""
+        """Wraps a `tf.errors.OpError`, keeping its code and the lines of its message that say
+        what was wrong (an in-graph assertion's text, say), without TF's node and stack lines."""
         code = _BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
-        message = (error.message or str(error)).strip().splitlines()[0]
-        return cls(code, message)
+        lines = (error.message or str(error)).strip().splitlines()
+        # Stack frames and node locations are indented; the statement of the failure is not.
+        useful = [line for line in lines
+                  if line.strip() and not line[0].isspace() and not line.startswith(_TF_NOISE)]
+        return cls(code, " ".join(useful) or lines[0])
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"

@@ -304,3 +304,23 @@ def test_tf_serving_model_config_file(tmp_path, toy_models_dir):
     config.write_text("model_config_list { bogus: 1 }")
     with pytest.raises(ValueError, match="not a text ModelServerConfig"):
         ModelServer(model_config_file=config)
+
+
+def test_in_graph_assertion_text_reaches_the_client():
+    import tensorflow as tf
+
+    from serving.serving_error import ServingError
+
+    class Checked(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+        def f(self, x):
+            tf.debugging.assert_less(x, 6, message="symbols must be < n_features=6")
+            return x
+
+    try:
+        Checked().f(tf.constant([7]))
+    except tf.errors.InvalidArgumentError as err:
+        wrapped = ServingError.from_tf_error(err)
+    assert wrapped.http_status == 400
+    assert wrapped.message.startswith("assertion failed: [symbols must be < n_features=6]")
+    assert "Detected at node" not in wrapped.message and "[[" not in wrapped.message
