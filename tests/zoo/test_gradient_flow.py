@@ -119,3 +119,22 @@ def test_trained_cells_are_measured_on_adding_problem_inputs():
     assert not np.allclose(curves["gru"], untrained["gru"])
     with pytest.raises(ValueError, match="train_steps >= 0"):
         gradient_flow.compare_cells(train_steps=-1)
+
+
+def test_lstm_chained_step_jacobians_equal_autodiff_through_the_unrolled_cell():
+    import tensorflow as tf
+
+    cell = _built(keras.layers.LSTMCell(UNITS))
+    x = _inputs(seed=8)
+    # The state s = [h, c] differentiated end to end, from step 0 to step STEPS, by one tape.
+    start = tf.random.stateless_normal((4, 2 * UNITS), seed=(1, 2)) * 0.5
+    with tf.GradientTape() as tape:
+        tape.watch(start)
+        h, c = tf.split(start, 2, axis=-1)
+        for t in range(STEPS):
+            _, (h, c) = cell(x[:, t], [h, c])
+        end = tf.concat([h, c], axis=-1)
+    direct = tape.batch_jacobian(end, start).numpy()
+    expected = [np.linalg.svd(j, compute_uv=False)[0] for j in direct]
+    measured = gradient_flow.jacobian_norms(cell, x, initial_state=start.numpy())[:, STEPS, 0]
+    np.testing.assert_allclose(measured, expected, rtol=1e-4)

@@ -104,10 +104,10 @@ class TruncatedBPTT:
             `(losses, final_states)`: the loss of every chunk (a list of floats, in order) and
             the state the last chunk ended in.
         """
+        self._ensure_built(inputs)
         losses = []
         for start, stop in self.chunks(int(inputs.shape[1])):
             weight = None if sample_weight is None else sample_weight[:, start:stop]
-            self._ensure_built(inputs)
             loss, states = self._train_chunk(
                 inputs[:, start:stop], targets[:, start:stop], states, weight
             )
