@@ -16,7 +16,8 @@ def test_dates_reach_stated_exact_match_and_beam_is_not_worse(tmp_path):
     # The default run (1000 steps) reaches >= 98%; this shortened one must reach 80%.
     config = loop.configure("translation", tmp_path, overrides=[
         "data=builtin:dates", "train.steps=300", "train.learning_rate=0.004",
-        "train.checkpoint_every=1000", "model.num_train=20000", "model.num_validation=300",
+        "train.checkpoint_every=1000", "model.embedding_dim=32", "model.num_train=20000",
+        "model.num_validation=300",
     ])
     metrics = loop.train(config, tmp_path, progress=False)
     assert metrics["exact_match"] >= 0.8, metrics

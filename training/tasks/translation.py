@@ -65,7 +65,7 @@ class TranslationConfig:
     max_target_length: int = 64
     vocab_size: int = 8000
     min_count: int = 1
-    embedding_dim: int = 32
+    embedding_dim: int = 128
     units: int = 64
     encoder_cell: str = "lstm"
     encoder_layers: int = 1

@@ -46,8 +46,9 @@ def plot_attention(source_tokens, target_tokens, weights, out, title=None) -> pa
     out.parent.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(1.0 + 0.3 * len(columns), 1.2 + 0.3 * len(rows)))
     image = axes.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axes.set_xticks(range(len(columns)), [_label(source_tokens[i]) for i in columns],
-                    rotation=90)
+    labels = [_label(source_tokens[i]) for i in columns]
+    axes.set_xticks(range(len(columns)), labels,
+                    rotation=90 if max(len(label) for label in labels) > 2 else 0)
     axes.set_yticks(range(len(rows)), [_label(target_tokens[i]) for i in rows])
     axes.set_xlabel("source")
     axes.set_ylabel("translation")
