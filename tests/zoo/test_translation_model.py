@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_contract import run_layer_contract
 
 from zoo.models.translation import Seq2SeqTranslator, TranslationTokenizer
 
@@ -121,3 +120,12 @@ def test_keras_save_and_reload_gives_equal_outputs(tmp_path):
 def test_unknown_decoding_method_is_rejected():
     with pytest.raises(ValueError, match="method='viterbi'"):
         small_model().translate(SOURCE, method="viterbi")
+
+
+def test_sampling_with_top_k_one_translates_like_greedy():
+    model = small_model()
+    greedy = model.translate(SOURCE, method="greedy", max_length=6)
+    sampled = model.translate(SOURCE, method="sample", top_k=1, temperature=0.5, seed=(1, 2),
+                              max_length=6)
+    np.testing.assert_array_equal(sampled[0], greedy[0])
+    np.testing.assert_array_equal(sampled[1], greedy[1])

@@ -98,7 +98,9 @@ class TranslationConfig:
                      "embedding_dim", "units", "encoder_layers", "decoder_layers", "beam_width",
                      "num_train", "num_validation"):
             if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
+                raise ValueError(
+                    f"model.{name} must be at least 1; received {getattr(self, name)}."
+                )
         for name in ("decoder_units", "max_examples", "eval_examples", "length_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model.{name} must be >= 0; received {getattr(self, name)}.")

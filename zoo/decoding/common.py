@@ -6,7 +6,7 @@ import tensorflow as tf
 
 
 def check_decode_args(end_token, max_length, **extra):
-    """Raises ValueError for arguments users can get wrong; `extra` maps name to (value, minimum)."""
+    """Raises ValueError for arguments users can get wrong; `extra`: name -> (value, minimum)."""
     if not isinstance(end_token, int) or end_token < 0:
         raise ValueError(f"end_token must be a non-negative int. Received: end_token={end_token}")
     if not isinstance(max_length, int) or max_length < 1:
