@@ -101,3 +101,8 @@ def test_text_feature_keys_of_any_dataset_with_two_texts():
     three = tfds.features.FeaturesDict({k: tfds.features.Text() for k in "abc"})
     with pytest.raises(ValueError, match="exactly two text features"):
         text_feature_keys(FakeInfo(three))
+
+
+def test_unknown_tfds_dataset_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown or unavailable TFDS dataset 'no_such_corpus'"):
+        load_pairs("tfds:no_such_corpus")

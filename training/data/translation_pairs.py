@@ -43,17 +43,29 @@ def text_feature_keys(info) -> tuple[str, str]:
     return languages[0], languages[1]
 
 
-def load_tfds_pairs(name: str, split: str, limit: int | None = None) -> list[tuple[str, str]]:
-    """Reads up to `limit` (source, target) pairs of one split of a TFDS dataset."""
+def _builder(name: str):
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name)
+        return tfds.builder(name)
     except Exception as err:  # TFDS raises several types for unknown or unavailable datasets.
-        raise ValueError(f"Cannot load TFDS dataset {name!r}: {err}") from None
-    source_key, target_key = text_feature_keys(builder.info)
-    # Offline: the dataset must already be prepared (`tfds build NAME`).
-    dataset = tfds.load(name, split=split, download=False)
+        raise ValueError(f"Unknown or unavailable TFDS dataset {name!r}: {err}") from None
+
+
+def load_tfds_pairs(name: str, split: str, limit: int | None = None) -> list[tuple[str, str]]:
+    """Reads up to `limit` (source, target) pairs of one split of a prepared TFDS dataset."""
+    import tensorflow_datasets as tfds
+
+    source_key, target_key = text_feature_keys(_builder(name).info)
+    try:
+        # Offline: the dataset must already be prepared (`tfds build NAME`).
+        dataset = tfds.load(name, split=split, download=False)
+    except Exception as err:  # TFDS raises AssertionError, DatasetNotFoundError, ...
+        raise ValueError(
+            f"TFDS dataset {name!r} (split {split!r}) is not prepared here; nothing is "
+            f"downloaded at run time, so prepare it first with `tfds build {name}` on a "
+            f"connected machine. ({str(err).splitlines()[0]})"
+        ) from None
     if limit:
         dataset = dataset.take(limit)
     return [(ex[source_key].decode("utf-8"), ex[target_key].decode("utf-8"))
@@ -61,9 +73,7 @@ def load_tfds_pairs(name: str, split: str, limit: int | None = None) -> list[tup
 
 
 def _has_split(name: str, split: str) -> bool:
-    import tensorflow_datasets as tfds
-
-    splits = tfds.builder(name).info.splits
+    splits = _builder(name).info.splits
     return not splits or split in splits
 
 
