@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import sacrebleu
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -117,3 +118,14 @@ def test_bad_settings_name_what_is_accepted():
         TranslationConfig(attention="luong_dot", decoder_units=7)
     with pytest.raises(ValueError, match="accepted: auto, char, word"):
         TranslationConfig(tokenizer="bpe")
+
+
+def test_scores_compare_word_translations_token_by_token():
+    task = TranslationTask(TranslationConfig(tokenizer="word", lowercase=True), data="file:x")
+    hypotheses = ["hello , world !", "good  day", "bad"]
+    references = ["Hello, world!", "good day", "fine"]
+    scores = task.score(hypotheses, references)
+    assert scores["exact_match"] == pytest.approx(2 / 3)
+    expected = sacrebleu.corpus_bleu(["hello , world !", "good day", "bad"],
+                                     [["hello , world !", "good day", "fine"]]).score
+    assert scores["bleu"] == pytest.approx(expected)

@@ -22,6 +22,7 @@ from zoo.models.translation.translation_tokenizer import (
     PAD_ID,
     START_ID,
     TranslationTokenizer,
+    split_tokens,
 )
 
 SOURCE_VOCABULARY_FILE = "source_vocabulary.txt"
@@ -273,10 +274,17 @@ class TranslationTask(Task):
         return outputs
 
     def score(self, hypotheses, references) -> dict[str, float]:
-        """Exact match (after the tokenizer's whitespace and case normalisation) and BLEU."""
+        """Exact match and corpus BLEU, both texts split as the target tokenizer splits them.
+
+        Word-level translations come back as tokens joined by spaces ("hello , world"), so the
+        references are normalised the same way before comparing; case too with `lowercase`.
+        """
         def normal(texts):
-            texts = [" ".join(t.split()) for t in texts]
-            return [t.lower() for t in texts] if self.config.lowercase else texts
+            tokens = split_tokens(tf.constant(list(texts), tf.string), self.level,
+                                  self.config.lowercase)
+            separator = "" if self.level == "char" else " "
+            return [t.decode("utf-8") for t in
+                    tf.strings.reduce_join(tokens, axis=1, separator=separator).numpy()]
 
         hypotheses, references = normal(hypotheses), normal(references)
         exact = float(np.mean([h == r for h, r in zip(hypotheses, references)]))
