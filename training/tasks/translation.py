@@ -211,15 +211,18 @@ class TranslationTask(Task):
         if input_context is not None and input_context.num_replicas_in_sync > 1:
             # Replicas must see equal shapes: the embeddings' sparse gradients are gathered
             # across replicas, which fails when their token counts differ.
-            dataset = dataset.map(self._pad_to_max_lengths)
+            lengths = self._longest(sources, targets)
+            dataset = dataset.map(lambda batch: {
+                name: tf.pad(ids, [[0, 0], [0, lengths[name] - tf.shape(ids)[1]]])
+                for name, ids in batch.items()
+            })
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def _pad_to_max_lengths(self, batch):
-        lengths = {"source": self.config.max_source_length,
-                    "target_in": self.config.max_target_length + 1,
-                    "target_out": self.config.max_target_length + 1}
-        return {name: tf.pad(ids, [[0, 0], [0, lengths[name] - tf.shape(ids)[1]]])
-                for name, ids in batch.items()}
+    def _longest(self, sources, targets):
+        """Widths of the longest training batch: every batch is padded to them."""
+        source = self.source_tokenizer(tf.constant(sources)).shape[1]
+        target = self.target_tokenizer(tf.constant(targets)).shape[1]
+        return {"source": source, "target_in": target, "target_out": target}
 
     def build_model(self):
         self._require_prepared()
