@@ -79,6 +79,16 @@ def test_decoder_initial_states_default_to_zeros_and_count_is_checked():
         decoder([target, memory, zeros[0]])
 
 
+def test_decoder_dropout_acts_in_training_only():
+    target, memory, states, mask = decoder_data(seed=7)
+    decoder = AttentionDecoder(V, UNITS, dropout=0.5)
+    inference = [decoder([target, memory, *states], mask=mask, training=False)[0]
+                 for _ in range(2)]
+    training = decoder([target, memory, *states], mask=mask, training=True)[0]
+    np.testing.assert_array_equal(inference[0], inference[1])
+    assert np.abs(np.asarray(training) - np.asarray(inference[0])).max() > 1e-3
+
+
 def test_bridge_contract_and_dense_closed_form(tmp_path):
     rng = np.random.default_rng(5)
     encoder_states = [rng.normal(size=(B, size)).astype("float32") for size in (4, 4, 3, 3)]
