@@ -3,6 +3,7 @@
 import glob
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -147,3 +148,43 @@ def test_mirrored_run_resumes_on_one_device(tmp_path, capsys):
     loop.train(cfg, tmp_path, progress=False)
     assert "Resuming from step 4 " in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+
+
+class _RaggedEmbeddingTask(toy_task.ToyTask):
+    """Token sequences whose padded length differs between replicas, through an Embedding."""
+
+    def train_dataset(self, global_batch_size, input_context=None):
+        replica = input_context.input_pipeline_id if input_context is not None else 0
+        batch = global_batch_size // (input_context.num_input_pipelines if input_context else 1)
+        length = 3 + 2 * replica
+        tokens = tf.data.Dataset.range(1, 1000).map(
+            lambda i: tf.cast(tf.math.floormod(i * tf.range(1, length + 1, dtype=tf.int64), 50) + 1,
+                              tf.int32))
+        return tokens.map(lambda t: (t, tf.cast(t[0] % 2, tf.float32))).repeat().batch(
+            batch, drop_remainder=True)
+
+    def build_model(self):
+        inputs = keras.Input((None,), dtype="int32")
+        x = keras.layers.Embedding(64, 4)(inputs)
+        outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+        return keras.Model(inputs, outputs)
+
+
+def test_sparse_gradients_of_replicas_with_different_lengths():
+    # Embedding gradients are IndexedSlices with one row per token; replicas that see different
+    # numbers of tokens cannot all-reduce them as they are.
+    cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0)
+    strategy = make_strategy("mirrored")
+    task = _RaggedEmbeddingTask(cfg.model, seed=0)
+    task.prepare()
+    with strategy.scope():
+        model = task.build_model()
+        optimizer = loop.make_optimizer(cfg.train)
+        optimizer.build(model.trainable_variables)
+    before = model.get_weights()[0].copy()
+    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(8, ctx))
+    step = loop.make_train_step(strategy, task, model, optimizer, cfg.train)
+    iterator = iter(dataset)
+    losses = [float(step(iterator)[0]) for _ in range(3)]
+    assert all(np.isfinite(losses))
+    assert not np.allclose(model.get_weights()[0], before)
