@@ -1,4 +1,6 @@
-"""`seqzoo export`, `seqzoo serve` and `seqzoo predict`: argument parsing only.
+"""`seqzoo export`, `seqzoo serve` and `seqzoo predict`: argument parsing, and for `predict` the
+request (TEXTs, `--input NAME=JSON` or a `--json` body) checked against the signature's inputs,
+and the printout of the outputs.
 
 `serve` accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_name`,
 `--model_base_path`, `--model_config_file`, ...), so one command line works for both servers.
@@ -10,6 +12,10 @@ import json
 import logging
 import signal
 import sys
+
+DEFAULT_SIGNATURE = "serving_default"
+OUTPUT_FORMATS = ("text", "json")
+REQUEST_KEYS = ("instances", "inputs", "signature_name")
 
 
 def register(subparsers) -> None:
@@ -50,18 +56,36 @@ def register(subparsers) -> None:
     serve.set_defaults(func=_serve)
 
     predict = subparsers.add_parser(
-        "predict", help="send texts to a served model and print its outputs",
-        description="Send each TEXT to model NAME (its signature's single input) and print the outputs.",
+        "predict", help="send texts or named inputs to a served model and print its outputs",
+        usage="seqzoo predict NAME [TEXT ...] [--input NAME=JSON ...] [--json FILE] "
+              "[--signature NAME] [--version N] [--grpc] [--output {text,json}] [...]",
+        description="Send TEXTs (to a signature with one string input, whatever its name), named "
+                    "inputs (--input NAME=JSON, repeatable) or a TF Serving request body "
+                    "(--json FILE, - for stdin) to model NAME and print the outputs.",
     )
-    predict.add_argument("name", help="model name")
-    predict.add_argument("texts", nargs="+", metavar="TEXT")
+    predict.add_argument("name", metavar="NAME", help="model name")
+    texts = predict.add_argument("texts", nargs="+", default=[], metavar="TEXT",
+                                 help="texts, one row each, for a signature with one string input")
+    # nargs="*" would match zero texts right after NAME and reject texts given after an option
+    # (`predict NAME --signature S TEXT`); "+" made optional keeps them wherever they are.
+    texts.required = False
+    predict.add_argument("--input", dest="inputs", action="append", default=[],
+                         metavar="NAME=JSON",
+                         help="an input as JSON, e.g. observations='[[[0.1], [0.2]]]' (repeatable)")
+    predict.add_argument("--json", dest="json_file", default=None, metavar="FILE",
+                         help='a request body {"instances": ...} or {"inputs": ...} (optional '
+                              '"signature_name"), read from FILE or from stdin if FILE is -')
+    predict.add_argument("--output", choices=OUTPUT_FORMATS, default="text",
+                         help="text (readable, default) or json (one object of the outputs)")
     predict.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
     predict.add_argument("--host", default="127.0.0.1")
     predict.add_argument("--port", "--grpc-port", dest="port", type=int, default=8500,
                          help="gRPC port (default: 8500)")
     predict.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
                          type=int, default=8501, help="REST port (default: 8501)")
-    predict.add_argument("--signature", default="serving_default", help="signature name")
+    predict.add_argument("--signature", default=None,
+                         help="signature name (default: the body's signature_name, else "
+                              "serving_default)")
     predict.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     predict.set_defaults(func=_predict)
 
@@ -106,28 +130,182 @@ def _serve(args) -> int:
 def _predict(args) -> int:
     from serving.client import Client
 
-    client = Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port)
-    signature = client.signature(args.name, args.signature, args.version)
-    if len(signature.inputs) != 1:
+    given = [source for source, value in (("TEXT", args.texts), ("--input", args.inputs),
+                                          ("--json", args.json_file is not None)) if value]
+    if len(given) != 1:
         raise ValueError(
-            f"`seqzoo predict` sends one text input, but signature {args.signature!r} of "
-            f"{args.name!r} has inputs {sorted(signature.inputs)}; use serving.client.Client."
+            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable) or --json "
+            f"FILE. Received: {' and '.join(given) if given else 'none of them'}."
         )
-    input_name = next(iter(signature.inputs))
-    outputs = client.predict(args.name, {input_name: args.texts}, signature_name=args.signature,
+    body = read_request_body(args.json_file) if args.json_file is not None else None
+    signature_name = resolve_signature(args.signature, body)
+    client = Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port)
+    specs = input_specs(client.signature(args.name, signature_name, args.version))
+    where = f"signature {signature_name!r} of model {args.name!r}"
+    if args.texts:
+        inputs = text_inputs(specs, args.texts, where)
+    elif args.inputs:
+        inputs = named_inputs(specs, args.inputs, where)
+    else:
+        inputs = body_inputs(specs, body, where)
+    outputs = client.predict(args.name, inputs, signature_name=signature_name,
                              version=args.version, via="grpc" if args.grpc else "rest")
-    for index, text in enumerate(args.texts):
-        print(text)
-        for name, values in sorted(outputs.items()):
-            print(f"  {name}: {_show(name, values[index])}")
-    sys.stdout.flush()
+    print(format_outputs(outputs, args.texts, args.output), flush=True)
     return 0
 
 
-def _show(name: str, value) -> str:
+def input_specs(signature) -> dict:
+    """A `SignatureDef`'s inputs as `tf.TensorSpec`s by name."""
+    import tensorflow as tf
+
+    return {name: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.as_dtype(info.dtype))
+            for name, info in sorted(signature.inputs.items())}
+
+
+def _describe(specs: dict) -> str:
+    return ", ".join(
+        f"{name} ({spec.dtype.name} {spec.shape.as_list() if spec.shape.rank is not None else '?'})"
+        for name, spec in specs.items())
+
+
+def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
+    """The request of TEXT arguments: the texts as the signature's one string input."""
+    import tensorflow as tf
+
+    if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
+        raise ValueError(
+            f"TEXT arguments go to a signature with a single string input, but {where} has "
+            f"inputs {_describe(specs)}; give them as --input NAME=JSON or --json FILE."
+        )
+    return {next(iter(specs)): texts}
+
+
+def named_inputs(specs: dict, pairs: list[str], where: str) -> dict:
+    """The request of `--input NAME=JSON` arguments, each checked against the signature."""
+    from serving import json_tensors
+
+    arrays = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--input takes NAME=JSON, e.g. x='[[0.5, 1.0]]'. Received: {pair!r}")
+        if name not in specs:
+            raise ValueError(f"{where} has no input {name!r}; its inputs are {_describe(specs)}.")
+        if name in arrays:
+            raise ValueError(f"--input {name} is given twice; give each input once.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--input {name}: the value is not JSON ({err}); give a number, a quoted string or "
+                f"nested lists of them, e.g. {name}='[[0.5, 1.0]]'. Received: {text!r}"
+            ) from None
+        arrays[name] = json_tensors.to_array(value, specs[name].dtype, f"--input {name}")
+    return _complete(arrays, specs, where)
+
+
+def read_request_body(source: str) -> dict:
+    """Reads a TF Serving request body from file `source` (stdin if "-")."""
+    from pathlib import Path
+
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    where = "stdin" if source == "-" else source
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"--json {where} is not JSON ({err}); expected a TF Serving request body "
+            '{"instances": [...]} or {"inputs": ...}.'
+        ) from None
+    unknown = sorted(set(body) - set(REQUEST_KEYS)) if isinstance(body, dict) else None
+    if unknown is None or unknown:
+        raise ValueError(
+            f"--json {where} must hold a JSON object with keys among {', '.join(REQUEST_KEYS)}. "
+            f"Received: {'keys ' + ', '.join(unknown) if unknown else type(body).__name__}."
+        )
+    if not isinstance(body.get("signature_name", ""), str):
+        raise ValueError(
+            f"--json {where}: signature_name must be a string. "
+            f"Received: signature_name={body['signature_name']!r}"
+        )
+    return body
+
+
+def resolve_signature(flag: str | None, body: dict | None) -> str:
+    """--signature, else the body's signature_name, else serving_default; they must agree."""
+    in_body = (body or {}).get("signature_name") or None
+    if flag and in_body and flag != in_body:
+        raise ValueError(
+            f"--signature {flag} and the body's signature_name {in_body!r} differ; give one, or "
+            "make them equal."
+        )
+    return flag or in_body or DEFAULT_SIGNATURE
+
+
+def body_inputs(specs: dict, body: dict, where: str) -> dict:
+    """The inputs of a request body, read as the server reads them."""
+    from serving import json_tensors
+
+    arrays, _ = json_tensors.parse_predict_request(
+        {key: value for key, value in body.items() if key != "signature_name"}, specs)
+    return _complete(arrays, specs, where)
+
+
+def _complete(arrays: dict, specs: dict, where: str) -> dict:
+    missing = [name for name in specs if name not in arrays]
+    if missing:
+        raise ValueError(
+            f"{where} needs inputs {_describe(specs)}; missing: {', '.join(missing)}."
+        )
+    return arrays
+
+
+def format_outputs(outputs: dict, texts: list[str], output_format: str = "text") -> str:
+    """The printout of a prediction.
+
+    `json`: one JSON object of the outputs (nested lists; strings as text, `*_bytes` as b64).
+    `text`: for TEXT requests, each text followed by its row of every output with one row per
+    text; then every other output (scalars, other batch sizes, all outputs of --input and --json
+    requests) by name, arrays in NumPy's compact notation.
+    """
     import numpy as np
 
     from serving import json_tensors
 
-    shown = json_tensors.to_json(name, np.asarray(value))
-    return shown if isinstance(shown, str) else json.dumps(shown)
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {output_format!r}; accepted: "
+                         f"{', '.join(OUTPUT_FORMATS)}.")
+    outputs = {name: np.asarray(value) for name, value in sorted(outputs.items())}
+    if output_format == "json":
+        return json.dumps({name: json_tensors.to_json(name, value)
+                           for name, value in outputs.items()})
+    rows = {name: value for name, value in outputs.items()
+            if texts and value.ndim and value.shape[0] == len(texts)}
+    lines = []
+    for index, text in enumerate(texts if rows else []):
+        lines.append(text)
+        lines.extend(_shown(name, value[index], indent="  ") for name, value in rows.items())
+    lines.extend(_shown(name, value) for name, value in outputs.items() if name not in rows)
+    return "\n".join(lines)
+
+
+def _shown(name: str, value, indent: str = "") -> str:
+    import numpy as np
+
+    prefix = f"{indent}{name}: "
+    value = np.asarray(value)
+    if value.ndim == 0:
+        item = value.item()
+        if isinstance(item, float):
+            return prefix + _float(item)
+        return prefix + (item if isinstance(item, str) else repr(item) if isinstance(item, bytes)
+                         else str(item))
+    # Six significant digits without NumPy's column padding keep rows short (--output json has
+    # every digit); `prefix` aligns the continuation lines of matrices under the first row.
+    return prefix + np.array2string(value, separator=", ", prefix=prefix, threshold=200,
+                                    edgeitems=3, max_line_width=100,
+                                    formatter={"float_kind": _float})
+
+
+def _float(value: float) -> str:
+    return f"{value:.6g}"
