@@ -110,7 +110,8 @@ class Servable:
             outputs = function(**tensors)
         except tf.errors.OpError as err:
             raise ServingError.from_tf_error(err) from None
-        return {name: value.numpy() for name, value in outputs.items()
+        # np.asarray: a scalar string output's .numpy() is plain bytes, not an array.
+        return {name: np.asarray(value.numpy()) for name, value in outputs.items()
                 if not wanted or name in wanted}
 
     @staticmethod

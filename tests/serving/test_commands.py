@@ -15,7 +15,7 @@ from toy_saved_model import reference_affine
 from serving.cli import build_parser
 from serving.cli import main as seqzoo
 from serving.client import Client
-from serving.commands import format_outputs
+from serving.predict_request import format_outputs
 from serving.server import ModelServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,13 +33,18 @@ class StatsModule(tf.Module):
     def moments(self, x):
         return {"total": tf.reduce_sum(x), "column_means": tf.reduce_mean(x, axis=0)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentence")])
+    def joined(self, sentence):
+        return {"joined": tf.strings.reduce_join(sentence, separator="|")}
+
 
 @pytest.fixture(scope="module")
 def stats_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("stats_models")
     module = StatsModule()
     tf.saved_model.save(module, str(root / "stats" / "1"),
-                        signatures={"serving_default": module.words, "moments": module.moments})
+                        signatures={"serving_default": module.words, "moments": module.moments,
+                                    "joined": module.joined})
     server = ModelServer(root, rest_port=0, grpc_port=0, poll_seconds=0)
     server.start()
     yield server
@@ -184,3 +189,16 @@ def test_serve_command_serves_until_sigterm(toy_models_dir):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("via", ["rest", "grpc"])
+def test_scalar_string_output_is_answered(stats_server, via):
+    from serving.client import Client
+
+    client = Client(rest_port=stats_server.rest_port, grpc_port=stats_server.grpc_port)
+    try:
+        outputs = client.predict("stats", {"sentence": ["a b", "c"]}, signature_name="joined",
+                                 via=via)
+    finally:
+        client.close()
+    assert np.asarray(outputs["joined"]).item() in ("a b|c", b"a b|c")

@@ -1,0 +1,168 @@
+"""The request of `seqzoo predict` (TEXTs, `--input NAME=JSON` or a `--json` body), checked
+against the signature's inputs, and the printout of the outputs it answers."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+DEFAULT_SIGNATURE = "serving_default"
+OUTPUT_FORMATS = ("text", "json")
+REQUEST_KEYS = ("instances", "inputs", "signature_name")
+
+
+def input_specs(signature) -> dict:
+    """A `SignatureDef`'s inputs as `tf.TensorSpec`s by name."""
+    import tensorflow as tf
+
+    return {name: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.as_dtype(info.dtype))
+            for name, info in sorted(signature.inputs.items())}
+
+
+def _describe(specs: dict) -> str:
+    return ", ".join(
+        f"{name} ({spec.dtype.name} {spec.shape.as_list() if spec.shape.rank is not None else '?'})"
+        for name, spec in specs.items())
+
+
+def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
+    """The request of TEXT arguments: the texts as the signature's one string input."""
+    import tensorflow as tf
+
+    if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
+        raise ValueError(
+            f"TEXT arguments go to a signature with a single string input, but {where} has "
+            f"inputs {_describe(specs)}; give them as --input NAME=JSON or --json FILE."
+        )
+    return {next(iter(specs)): texts}
+
+
+def named_inputs(specs: dict, pairs: list[str], where: str) -> dict:
+    """The request of `--input NAME=JSON` arguments, each checked against the signature."""
+    from serving import json_tensors
+
+    arrays = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--input takes NAME=JSON, e.g. x='[[0.5, 1.0]]'. Received: {pair!r}")
+        if name not in specs:
+            raise ValueError(f"{where} has no input {name!r}; its inputs are {_describe(specs)}.")
+        if name in arrays:
+            raise ValueError(f"--input {name} is given twice; give each input once.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--input {name}: the value is not JSON ({err}); give a number, a quoted string or "
+                f"nested lists of them, e.g. {name}='[[0.5, 1.0]]'. Received: {text!r}"
+            ) from None
+        arrays[name] = json_tensors.to_array(value, specs[name].dtype, f"--input {name}")
+    return _complete(arrays, specs, where)
+
+
+def read_request_body(source: str) -> dict:
+    """Reads a TF Serving request body from file `source` (stdin if "-")."""
+    from pathlib import Path
+
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    where = "stdin" if source == "-" else source
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"--json {where} is not JSON ({err}); expected a TF Serving request body "
+            '{"instances": [...]} or {"inputs": ...}.'
+        ) from None
+    unknown = sorted(set(body) - set(REQUEST_KEYS)) if isinstance(body, dict) else None
+    if unknown is None or unknown:
+        raise ValueError(
+            f"--json {where} must hold a JSON object with keys among {', '.join(REQUEST_KEYS)}. "
+            f"Received: {'keys ' + ', '.join(unknown) if unknown else type(body).__name__}."
+        )
+    if not isinstance(body.get("signature_name", ""), str):
+        raise ValueError(
+            f"--json {where}: signature_name must be a string. "
+            f"Received: signature_name={body['signature_name']!r}"
+        )
+    return body
+
+
+def resolve_signature(flag: str | None, body: dict | None) -> str:
+    """--signature, else the body's signature_name, else serving_default; they must agree."""
+    in_body = (body or {}).get("signature_name") or None
+    if flag and in_body and flag != in_body:
+        raise ValueError(
+            f"--signature {flag} and the body's signature_name {in_body!r} differ; give one, or "
+            "make them equal."
+        )
+    return flag or in_body or DEFAULT_SIGNATURE
+
+
+def body_inputs(specs: dict, body: dict, where: str) -> dict:
+    """The inputs of a request body, read as the server reads them."""
+    from serving import json_tensors
+
+    arrays, _ = json_tensors.parse_predict_request(
+        {key: value for key, value in body.items() if key != "signature_name"}, specs)
+    return _complete(arrays, specs, where)
+
+
+def _complete(arrays: dict, specs: dict, where: str) -> dict:
+    missing = [name for name in specs if name not in arrays]
+    if missing:
+        raise ValueError(
+            f"{where} needs inputs {_describe(specs)}; missing: {', '.join(missing)}."
+        )
+    return arrays
+
+
+def format_outputs(outputs: dict, texts: list[str], output_format: str = "text") -> str:
+    """The printout of a prediction.
+
+    `json`: one JSON object of the outputs (nested lists; strings as text, `*_bytes` as b64).
+    `text`: for TEXT requests, each text followed by its row of every output with one row per
+    text; then every other output (scalars, other batch sizes, all outputs of --input and --json
+    requests) by name, arrays in NumPy's compact notation.
+    """
+    import numpy as np
+
+    from serving import json_tensors
+
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {output_format!r}; accepted: "
+                         f"{', '.join(OUTPUT_FORMATS)}.")
+    outputs = {name: np.asarray(value) for name, value in sorted(outputs.items())}
+    if output_format == "json":
+        return json.dumps({name: json_tensors.to_json(name, value)
+                           for name, value in outputs.items()})
+    rows = {name: value for name, value in outputs.items()
+            if texts and value.ndim and value.shape[0] == len(texts)}
+    lines = []
+    for index, text in enumerate(texts if rows else []):
+        lines.append(text)
+        lines.extend(_shown(name, value[index], indent="  ") for name, value in rows.items())
+    lines.extend(_shown(name, value) for name, value in outputs.items() if name not in rows)
+    return "\n".join(lines)
+
+
+def _shown(name: str, value, indent: str = "") -> str:
+    import numpy as np
+
+    prefix = f"{indent}{name}: "
+    value = np.asarray(value)
+    if value.ndim == 0:
+        item = value.item()
+        if isinstance(item, float):
+            return prefix + _float(item)
+        return prefix + (item if isinstance(item, str) else repr(item) if isinstance(item, bytes)
+                         else str(item))
+    # Six significant digits without NumPy's column padding keep rows short (--output json has
+    # every digit); `prefix` aligns the continuation lines of matrices under the first row.
+    return prefix + np.array2string(value, separator=", ", prefix=prefix, threshold=200,
+                                    edgeitems=3, max_line_width=100,
+                                    formatter={"float_kind": _float})
+
+
+def _float(value: float) -> str:
+    return f"{value:.6g}"
