@@ -40,6 +40,9 @@ def test_copy_task_layout():
     (lambda: copy_task(4, delay=0), "delay=0"),
     (lambda: copy_task(4, delay=3, alphabet=1), "alphabet=1"),
     (lambda: copy_task(4, delay=3, distractors=-1), "distractors=-1"),
+    (lambda: copy_task(4, delay=3, min_delay=0), "min_delay=0, delay=3"),
+    (lambda: copy_task(4, delay=3, min_delay=4), "min_delay=4, delay=3"),
+    (lambda: problem_batch("adding", 10, 4, seed=0, min_delay=1), "copy problem only"),
 ])
 def test_bad_sizes_are_rejected(call, bad):
     with pytest.raises(ValueError, match=bad):
@@ -57,9 +60,55 @@ def test_copy_task_distractors_fill_every_other_step():
     assert len(np.unique(filler)) == 5
 
 
+def test_copy_task_with_varied_delays_matches_hand_checked_sequences():
+    # Checked by hand: delay 3, two symbols of 3 (codes 1..3), go marker 4 at step 2 + 3 = 5;
+    # each row's symbols start at step 3 - d for its drawn delay d in 1..3.
+    x, y = copy_task(4, delay=3, num_symbols=2, alphabet=3, min_delay=1, seed=7)
+    assert x.shape == (4, 7, 5) and np.all(x.sum(axis=-1) == 1.0)
+    np.testing.assert_array_equal(x.argmax(axis=-1), [[0, 0, 3, 2, 0, 4, 0],    # d = 1
+                                                      [0, 0, 3, 3, 0, 4, 0],    # d = 1
+                                                      [0, 0, 2, 3, 0, 4, 0],    # d = 1
+                                                      [3, 1, 0, 0, 0, 4, 0]])   # d = 3
+    np.testing.assert_array_equal(y, [[2, 1], [2, 2], [1, 2], [2, 0]])
+    # With distractors (codes 5, 6) in every blank and delays 2..3.
+    x, y = copy_task(3, delay=3, num_symbols=2, alphabet=3, distractors=2, min_delay=2, seed=1)
+    np.testing.assert_array_equal(x.argmax(axis=-1), [[2, 2, 5, 6, 5, 4, 5],    # d = 3
+                                                      [3, 3, 6, 5, 5, 4, 6],    # d = 3
+                                                      [6, 1, 1, 5, 5, 4, 6]])   # d = 2
+    np.testing.assert_array_equal(y, [[1, 1], [2, 2], [0, 0]])
+
+
+def test_copy_task_varied_delays_cover_the_range_and_are_fixed_by_the_seed():
+    delay, num_symbols = 6, 3
+    x, y = copy_task(600, delay=delay, num_symbols=num_symbols, alphabet=4, min_delay=2, seed=5)
+    codes = x.argmax(axis=-1)
+    start = np.argmax(codes > 0, axis=1)            # the first symbol's step
+    rows = np.arange(600)[:, None]
+    np.testing.assert_array_equal(codes[rows, start[:, None] + np.arange(num_symbols)], y + 1)
+    # Nothing but blanks around the symbols up to the go marker and after it.
+    assert np.all((codes > 0).sum(axis=1) == num_symbols + 1)
+    assert np.all(codes[:, num_symbols + delay] == 5)
+    np.testing.assert_array_equal(np.unique(delay - start), [2, 3, 4, 5, 6])
+    again = copy_task(600, delay=delay, num_symbols=num_symbols, alphabet=4, min_delay=2, seed=5)
+    np.testing.assert_array_equal(again[0], x)
+    np.testing.assert_array_equal(again[1], y)
+    assert not np.array_equal(
+        copy_task(600, delay=delay, num_symbols=num_symbols, alphabet=4, min_delay=2,
+                  seed=6)[0], x)
+    # min_delay == delay draws only the delay itself: the fixed-delay sequences.
+    for got, want in zip(copy_task(50, delay=4, min_delay=4, seed=3), copy_task(50, 4, seed=3)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_a_gru_trained_briefly_learns_the_short_adding_problem():
     model = train_long_lag("gru", "adding", 10, steps=200, units=16, learning_rate=1e-2)
     assert error_ratio(model, "adding", 10, size=500) < 0.2
+
+
+def test_a_gru_trained_on_varied_delays_recalls_at_the_longest():
+    model = train_long_lag("gru", "copy", 5, steps=400, units=16, learning_rate=1e-2,
+                           min_delay=1)
+    assert error_ratio(model, "copy", 5, size=500) < 0.1   # every sequence delayed 5 steps
 
 
 def test_copy_model_reads_out_the_last_steps():

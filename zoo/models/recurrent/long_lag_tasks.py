@@ -54,7 +54,7 @@ ADDING_BASELINE_MSE = 1.0 / 6.0
 
 
 def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int = 4,
-              distractors: int = 0, seed: int = 0):
+              distractors: int = 0, seed: int = 0, min_delay: int | None = None):
     """The copy (recall) task: read a few symbols, wait `delay` steps, then write them back.
 
     Input one-hot codes have `alphabet + 2 + distractors` entries: a blank (0), the symbols
@@ -66,6 +66,13 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
     targets are the symbols at the last `num_symbols` steps, so every symbol is recalled
     `num_symbols + delay` steps after it was read. Sequences have `2 * num_symbols + delay` steps.
 
+    With `min_delay`, each sequence draws its own delay `d` uniformly from `min_delay..delay`
+    and its symbols start at step `delay - d`, after blanks (or distractors): the go marker and
+    the recall keep their steps, only the time the symbols arrive varies, as the relevant inputs
+    arrive at random times in Hochreiter & Schmidhuber's adding and temporal-order experiments.
+    A network then has to hold the symbols for as long as it takes, instead of relying on a
+    fixed lag.
+
     Args:
         num_examples: number of sequences (positive int).
         delay: steps between the last symbol and the go marker (positive int).
@@ -73,6 +80,8 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
         alphabet: number of distinct symbols (int, at least 2).
         distractors: number of distinct distractor symbols filling the blanks (0: plain blanks).
         seed: seed of the generator.
+        min_delay: the shortest delay drawn, `1..delay`; `None` (default) gives every sequence
+            the delay `delay`.
 
     Returns:
         `(inputs, targets)`: float32 one-hot inputs `[num_examples, 2 * num_symbols + delay,
@@ -83,6 +92,7 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
 
     ```python
     x, y = copy_task(32, delay=20)   # x: (32, 26, 6), y: (32, 3)
+    x, y = copy_task(32, delay=20, min_delay=1)   # the same shapes, symbols after 0..19 blanks
     ```
     """
     _check_positive(num_examples=num_examples, delay=delay, num_symbols=num_symbols)
@@ -92,11 +102,18 @@ def copy_task(num_examples: int, delay: int, num_symbols: int = 3, alphabet: int
         )
     if not isinstance(alphabet, int) or alphabet < 2:
         raise ValueError(f"copy_task needs alphabet >= 2. Received: alphabet={alphabet!r}")
+    if min_delay is not None and (not isinstance(min_delay, int) or isinstance(min_delay, bool)
+                                  or not 1 <= min_delay <= delay):
+        raise ValueError(f"copy_task needs 1 <= min_delay <= delay or min_delay=None. Received: "
+                         f"min_delay={min_delay!r}, delay={delay}")
     rng = np.random.default_rng(seed)
     length = 2 * num_symbols + delay
     symbols = rng.integers(1, alphabet + 1, size=(num_examples, num_symbols))
+    start = np.zeros(num_examples, np.int64)
+    if min_delay is not None:
+        start = delay - rng.integers(min_delay, delay + 1, size=num_examples)
     codes = np.zeros((num_examples, length), np.int64)
-    codes[:, :num_symbols] = symbols
+    codes[np.arange(num_examples)[:, None], start[:, None] + np.arange(num_symbols)] = symbols
     codes[:, num_symbols + delay] = alphabet + 1
     if distractors:
         filler = codes == 0

@@ -42,14 +42,19 @@ def _check_problem(problem):
         raise ValueError(f"Unknown problem {problem!r}; accepted: {', '.join(PROBLEMS)}.")
 
 
-def problem_batch(problem: str, length: int, size: int, seed: int, distractors: int = 0):
+def problem_batch(problem: str, length: int, size: int, seed: int, distractors: int = 0,
+                  min_delay: int | None = None):
     """`(inputs, targets)` of the adding problem of `length` steps, or of the copy problem with
-    delay `length` (3 symbols of 4, `distractors` distractor symbols)."""
+    delay `length` (3 symbols of 4, `distractors` distractor symbols; with `min_delay`, each
+    sequence's delay drawn from `min_delay..length`, see `copy_task`)."""
     _check_problem(problem)
     if problem == "adding":
+        if min_delay is not None:
+            raise ValueError(f"min_delay applies to the copy problem only. Received: "
+                             f"problem='adding', min_delay={min_delay!r}")
         return adding_problem(size, length, seed=seed)
     return copy_task(size, length, num_symbols=NUM_SYMBOLS, alphabet=ALPHABET,
-                     distractors=distractors, seed=seed)
+                     distractors=distractors, seed=seed, min_delay=min_delay)
 
 
 def build_model(cell_name: str, problem: str, units: int, distractors: int = 0) -> keras.Model:
@@ -68,11 +73,11 @@ def build_model(cell_name: str, problem: str, units: int, distractors: int = 0) 
 
 def train_long_lag(cell_name: str, problem: str, length: int, *, steps: int, units: int = 32,
                    batch_size: int = 64, learning_rate: float = 3e-3, seed: int = 0,
-                   distractors: int = 0) -> keras.Model:
+                   distractors: int = 0, min_delay: int | None = None) -> keras.Model:
     """Builds and trains a `build_model` model for `steps` steps; returns it.
 
     Training batches use seeds `seed * 1_000_003 + step`; `error_ratio` evaluates on a seed far
-    from all of them.
+    from all of them. `min_delay` (copy only) trains on delays drawn from `min_delay..length`.
     """
     keras.utils.set_random_seed(seed)
     model = build_model(cell_name, problem, units, distractors)
@@ -89,7 +94,8 @@ def train_long_lag(cell_name: str, problem: str, length: int, *, steps: int, uni
         return loss
 
     for i in range(steps):
-        step(*problem_batch(problem, length, batch_size, seed * 1_000_003 + i, distractors))
+        step(*problem_batch(problem, length, batch_size, seed * 1_000_003 + i, distractors,
+                            min_delay))
     return model
 
 
@@ -99,6 +105,7 @@ def error_ratio(model, problem: str, length: int, *, seed: int = 0, distractors:
 
     Adding: mean squared error / (1/6), the error of always answering 1.0. Copy: symbol error
     rate / (1 - 1/alphabet), the error of guessing. 1 means nothing was learned, 0 solved.
+    Copy sequences all have the delay `length`, the longest lag, however the model was trained.
     """
     inputs, targets = problem_batch(problem, length, size, 2**31 - 1 - seed, distractors)
     predictions = model.predict(inputs, batch_size=250, verbose=0)
