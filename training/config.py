@@ -97,8 +97,14 @@ def _coerce(value: str, target_type) -> Any:
         if value.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"expected a boolean (true/false), received {value!r}")
-    if target_type in (int, float, str):
-        return target_type(value)
+    if target_type in (int, float):
+        try:
+            return target_type(value)
+        except ValueError:
+            raise ValueError(f"expected {'an integer' if target_type is int else 'a number'}, "
+                             f"received {value!r}") from None
+    if target_type is str:
+        return value
     return yaml.safe_load(value)
 
 

@@ -43,7 +43,8 @@ def test_saved_run_config_is_the_base_when_resuming(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.steps=abc", r"Bad value for train.steps"),
+    ("train.steps=abc", r"Bad value for train.steps: expected an integer, received .abc."),
+    ("train.learning_rate=fast", r"Bad value for train.learning_rate: expected a number"),
     ("train.steps=0", r"train.steps must be at least 1; received 0"),
     ("train.strategy=tpu", r"Unknown strategy 'tpu'; accepted: auto, one_device"),
     ("train.optimizer=adagrad", r"Unknown optimizer 'adagrad'; accepted: adam, sgd, rmsprop"),
