@@ -19,7 +19,6 @@ import tensorflow as tf
 from training import loop
 from training.strategy import make_strategy
 
-TASKS = ("sentiment",)
 QUICK_OVERRIDES = {
     "sentiment": ["model.num_examples=200", "model.vocab_size=100", "model.units=8",
                   "model.embedding_dim=8", "model.max_length=16"],

@@ -25,7 +25,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-TASKS = ("translation",)
 LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
 
