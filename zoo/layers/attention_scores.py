@@ -1,7 +1,9 @@
-"""The part every attention mechanism shares: masked softmax over memory steps and the context."""
+"""The part every attention mechanism shares: masked softmax over memory steps, the context,
+and the layer plumbing around `project_memory` and `attend`."""
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 # Large but finite, so a row whose steps are all masked gives uniform weights instead of NaN.
@@ -25,3 +27,26 @@ def weighted_context(scores, memory, mask=None):
     weights = ops.softmax(scores, axis=-1)
     context = ops.einsum("bt,btd->bd", weights, memory)
     return context, weights
+
+
+class AttentionBase(keras.layers.Layer):
+    """What Bahdanau and Luong attention share: called on `[query, memory]`, they project the
+    memory once (`project_memory`) and score the query against it (`attend`), returning
+    `(context [B, D], weights [B, T])`. Subclasses implement those two methods."""
+
+    def project_memory(self, memory):
+        raise NotImplementedError
+
+    def attend(self, query, memory, keys, mask=None):
+        raise NotImplementedError
+
+    def call(self, inputs, mask=None):
+        query, memory = inputs
+        return self.attend(query, memory, self.project_memory(memory), split_memory_mask(mask))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        query_shape, memory_shape = input_shape
+        return (query_shape[0], memory_shape[-1]), (query_shape[0], memory_shape[1])

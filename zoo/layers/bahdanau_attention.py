@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo.layers.attention_scores import split_memory_mask, weighted_context
+from zoo.layers.attention_scores import AttentionBase, weighted_context
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")
-class BahdanauAttention(keras.layers.Layer):
+class BahdanauAttention(AttentionBase):
     """Additive attention: `score(q, m_t) = v . tanh(W_q q + W_m m_t + b)`.
 
     The memory projection `W_m m + b` does not depend on the query, so a decoder computes it once
@@ -63,17 +63,6 @@ class BahdanauAttention(keras.layers.Layer):
         hidden = ops.tanh(self.query_dense(query)[:, None, :] + keys)
         scores = ops.squeeze(self.score_dense(hidden), axis=-1)
         return weighted_context(scores, memory, mask)
-
-    def call(self, inputs, mask=None):
-        query, memory = inputs
-        return self.attend(query, memory, self.project_memory(memory), split_memory_mask(mask))
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        query_shape, memory_shape = input_shape
-        return (query_shape[0], memory_shape[-1]), (query_shape[0], memory_shape[1])
 
     def get_config(self):
         config = super().get_config()

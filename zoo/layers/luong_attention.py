@@ -5,13 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo.layers.attention_scores import split_memory_mask, weighted_context
+from zoo.layers.attention_scores import AttentionBase, weighted_context
 
 SCORES = ("general", "dot")
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")
-class LuongAttention(keras.layers.Layer):
+class LuongAttention(AttentionBase):
     """Multiplicative attention: `score(q, m_t) = q . W m_t` ("general") or `q . m_t` ("dot").
 
     The projection `W m` does not depend on the query, so a decoder computes it once per source
@@ -76,17 +76,6 @@ class LuongAttention(keras.layers.Layer):
         if self.scale:
             scores = scores / ops.sqrt(ops.cast(self._query_dim, scores.dtype))
         return weighted_context(scores, memory, mask)
-
-    def call(self, inputs, mask=None):
-        query, memory = inputs
-        return self.attend(query, memory, self.project_memory(memory), split_memory_mask(mask))
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        query_shape, memory_shape = input_shape
-        return (query_shape[0], memory_shape[-1]), (query_shape[0], memory_shape[1])
 
     def get_config(self):
         config = super().get_config()
