@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from zoo._checks import check_one_of, check_positive_int, check_rate
 from zoo.layers.bahdanau_attention import BahdanauAttention
 from zoo.layers.luong_attention import LuongAttention
 
@@ -68,25 +69,12 @@ class AttentionDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         for name, value in (("vocab_size", vocab_size), ("units", units),
                             ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+            check_positive_int(name, value)
         embedding_dim = units if embedding_dim is None else embedding_dim
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(
-                f"`embedding_dim` must be a positive integer. Received: embedding_dim="
-                f"{embedding_dim}"
-            )
-        if cell not in CELLS:
-            raise ValueError(
-                f"`cell` must be one of {', '.join(map(repr, CELLS))}. Received: cell={cell!r}"
-            )
-        if attention not in ATTENTIONS:
-            raise ValueError(
-                f"`attention` must be one of {', '.join(map(repr, ATTENTIONS))}. Received: "
-                f"attention={attention!r}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_positive_int("embedding_dim", embedding_dim)
+        check_one_of("cell", cell, CELLS)
+        check_one_of("attention", attention, ATTENTIONS)
+        check_rate("dropout", dropout)
         self.vocab_size = vocab_size
         self.units = units
         self.embedding_dim = embedding_dim

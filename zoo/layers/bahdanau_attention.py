@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo._checks import check_positive_int
 from zoo.layers.attention_scores import AttentionBase, weighted_context
 
 
@@ -39,8 +40,7 @@ class BahdanauAttention(AttentionBase):
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units}")
+        check_positive_int("units", units)
         self.units = units
         self.query_dense = keras.layers.Dense(units, use_bias=False, dtype=self.dtype_policy,
                                               name="query")

@@ -7,6 +7,7 @@ import contextlib
 import keras
 from keras import ops
 
+from zoo._checks import check_one_of, check_positive_int, check_rate
 from zoo.layers.portable_rnn import cudnn_disabled, exporting
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -61,23 +62,11 @@ class BidirectionalEncoder(keras.layers.Layer):
     def __init__(self, units, cell="lstm", num_layers=1, merge_mode="concat", dropout=0.0,
                  **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units}")
-        if cell not in CELLS:
-            raise ValueError(
-                f"`cell` must be one of {', '.join(map(repr, CELLS))}. Received: cell={cell!r}"
-            )
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(
-                f"`num_layers` must be a positive integer. Received: num_layers={num_layers}"
-            )
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(
-                f"`merge_mode` must be one of {', '.join(map(repr, MERGE_MODES))}. "
-                f"Received: merge_mode={merge_mode!r}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_positive_int("units", units)
+        check_one_of("cell", cell, CELLS)
+        check_positive_int("num_layers", num_layers)
+        check_one_of("merge_mode", merge_mode, MERGE_MODES)
+        check_rate("dropout", dropout)
         self.units = units
         self.cell = cell
         self.num_layers = num_layers

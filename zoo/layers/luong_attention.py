@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo._checks import check_one_of
 from zoo.layers.attention_scores import AttentionBase, weighted_context
 
 SCORES = ("general", "dot")
@@ -43,10 +44,7 @@ class LuongAttention(AttentionBase):
 
     def __init__(self, score="general", scale=False, **kwargs):
         super().__init__(**kwargs)
-        if score not in SCORES:
-            raise ValueError(
-                f"`score` must be one of {', '.join(map(repr, SCORES))}. Received: score={score!r}"
-            )
+        check_one_of("score", score, SCORES)
         self.score = score
         self.scale = bool(scale)
         self.memory_dense = None

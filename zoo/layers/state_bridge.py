@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo._checks import check_one_of, check_positive_int
+
 CELLS = {"lstm": 2, "gru": 1}
 MODES = ("dense", "learned", "zeros")
 
@@ -44,20 +46,10 @@ class StateBridge(keras.layers.Layer):
 
     def __init__(self, units, cell="lstm", num_layers=1, mode="dense", **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units}")
-        if cell not in CELLS:
-            raise ValueError(
-                f"`cell` must be one of {', '.join(map(repr, CELLS))}. Received: cell={cell!r}"
-            )
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(
-                f"`num_layers` must be a positive integer. Received: num_layers={num_layers}"
-            )
-        if mode not in MODES:
-            raise ValueError(
-                f"`mode` must be one of {', '.join(map(repr, MODES))}. Received: mode={mode!r}"
-            )
+        check_positive_int("units", units)
+        check_one_of("cell", cell, CELLS)
+        check_positive_int("num_layers", num_layers)
+        check_one_of("mode", mode, MODES)
         self.units = units
         self.cell = cell
         self.num_layers = num_layers

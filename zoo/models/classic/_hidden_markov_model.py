@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
+
 # Probabilities are stored as log-probabilities (unnormalised logits, renormalised by a softmax
 # on read); exact zeros become this floor so that a zero transition stays representable.
 _LOG_FLOOR = -1e4
@@ -41,12 +43,8 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
 
     def __init__(self, n_components, n_iter=10, tol=1e-2, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(n_components, int) or isinstance(n_components, bool) or n_components < 1:
-            raise ValueError(
-                f"`n_components` must be a positive integer. Received: n_components={n_components}"
-            )
-        if not isinstance(n_iter, int) or n_iter < 1:
-            raise ValueError(f"`n_iter` must be a positive integer. Received: n_iter={n_iter}")
+        check_positive_int("n_components", n_components)
+        check_positive_int("n_iter", n_iter)
         if tol < 0:
             raise ValueError(f"`tol` must be non-negative. Received: tol={tol}")
         self.supports_masking = True

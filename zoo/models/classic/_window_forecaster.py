@@ -5,15 +5,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
+
 
 def check_order_and_series(order, num_series):
     """Validates the two constructor arguments every window forecaster shares."""
-    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
-        raise ValueError(f"`order` must be a positive integer. Received: order={order}")
-    if not isinstance(num_series, int) or isinstance(num_series, bool) or num_series < 1:
-        raise ValueError(
-            f"`num_series` must be a positive integer. Received: num_series={num_series}"
-        )
+    check_positive_int("order", order)
+    check_positive_int("num_series", num_series)
 
 
 class WindowForecaster(keras.Model):
@@ -51,8 +49,7 @@ class WindowForecaster(keras.Model):
         Returns:
             A tensor [B, horizon, num_series]; step 0 is the one-step-ahead forecast.
         """
-        if not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"`horizon` must be a positive integer. Received: horizon={horizon}")
+        check_positive_int("horizon", horizon)
         window = self._last_window(history)
         predictions = []
         for _ in range(horizon):

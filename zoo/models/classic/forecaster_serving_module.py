@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
+
 
 class ForecasterServingModule(tf.Module):
     """Wraps an `AutoregressiveModel` or `DelayTapNetwork` in its `serving_default` signature.
@@ -27,8 +29,7 @@ class ForecasterServingModule(tf.Module):
 
     def __init__(self, model, horizon, name=None):
         super().__init__(name=name)
-        if not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"`horizon` must be a positive integer. Received: horizon={horizon}")
+        check_positive_int("horizon", horizon)
         self.model = model
         self.horizon = horizon
         self.serve = tf.function(

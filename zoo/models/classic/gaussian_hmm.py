@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
 from zoo.models.classic._hidden_markov_model import HiddenMarkovModel
 
 
@@ -47,10 +48,7 @@ class GaussianHMM(HiddenMarkovModel):
 
     def __init__(self, n_components, n_features=1, min_covar=1e-3, n_iter=10, tol=1e-2, **kwargs):
         super().__init__(n_components, n_iter=n_iter, tol=tol, **kwargs)
-        if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
-            raise ValueError(
-                f"`n_features` must be a positive integer. Received: n_features={n_features}"
-            )
+        check_positive_int("n_features", n_features)
         if not min_covar > 0:
             raise ValueError(f"`min_covar` must be positive. Received: min_covar={min_covar}")
         self.n_features = n_features

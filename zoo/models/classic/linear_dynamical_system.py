@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
+
 # Covariances are parameterised as L L^T + _JITTER * I with L lower triangular, so gradient steps
 # can never leave the positive definite cone.
 _JITTER = 1e-6
@@ -97,8 +99,7 @@ class LinearDynamicalSystem(keras.Model):
     ):
         super().__init__(**kwargs)
         for name, value in (("n_dim_state", n_dim_state), ("n_dim_obs", n_dim_obs)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+            check_positive_int(name, value)
         self.n_dim_state = n_dim_state
         self.n_dim_obs = n_dim_obs
         given = {
@@ -426,8 +427,7 @@ class LinearDynamicalSystem(keras.Model):
             self. `self.em_log_likelihoods_` holds the total log-likelihood before each
             iteration, which EM never decreases.
         """
-        if not isinstance(n_iter, int) or n_iter < 1:
-            raise ValueError(f"`n_iter` must be a positive integer. Received: n_iter={n_iter}")
+        check_positive_int("n_iter", n_iter)
         em_vars = EM_VARS if em_vars in (None, "all") else tuple(em_vars)
         unknown = sorted(set(em_vars) - set(EM_VARS))
         if unknown:

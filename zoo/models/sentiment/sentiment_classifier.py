@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from zoo._checks import check_one_of, check_positive_int
 from zoo.layers.bidirectional_encoder import BidirectionalEncoder
 from zoo.models.sentiment.masked_global_pooling import MaskedGlobalPooling1D
 from zoo.models.sentiment.word_tokenizer import WordTokenizer
@@ -60,15 +61,8 @@ class SentimentClassifier(keras.Model):
                 "`class_names` must hold at least two distinct names. "
                 f"Received: class_names={class_names}"
             )
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {', '.join(map(repr, POOLINGS))}. "
-                f"Received: pooling={pooling!r}"
-            )
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(
-                f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim}"
-            )
+        check_one_of("pooling", pooling, POOLINGS)
+        check_positive_int("embedding_dim", embedding_dim)
 
         # Layers.
         tokenizer = WordTokenizer(vocabulary, max_length=max_length, name="tokenizer")

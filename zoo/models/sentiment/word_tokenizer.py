@@ -7,6 +7,8 @@ import collections
 import keras
 import tensorflow as tf
 
+from zoo._checks import check_positive_int
+
 PAD_ID = 0
 OOV_ID = 1
 OOV_TOKEN = "[UNK]"
@@ -63,10 +65,7 @@ class WordTokenizer(keras.layers.Layer):
                 f"{OOV_TOKEN!r}. Received invalid words {bad[:10]} and duplicates "
                 f"{duplicates[:10]}."
             )
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise ValueError(
-                f"`max_length` must be a positive integer. Received: max_length={max_length}"
-            )
+        check_positive_int("max_length", max_length)
         self.vocabulary = vocabulary
         self.max_length = max_length
         self.lookup = keras.layers.StringLookup(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo._checks import check_one_of, check_positive_int
 from zoo.decoding import beam_search, greedy_decode, sample_decode
 from zoo.layers.attention_decoder import AttentionDecoder
 from zoo.layers.bidirectional_encoder import BidirectionalEncoder
@@ -70,8 +71,7 @@ class Seq2SeqTranslator(keras.Model):
         for name, value in (("source_vocab_size", source_vocab_size),
                             ("target_vocab_size", target_vocab_size),
                             ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+            check_positive_int(name, value)
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.embedding_dim = embedding_dim
@@ -164,11 +164,7 @@ class Seq2SeqTranslator(keras.Model):
             `(tokens, lengths, scores)` as the `zoo.decoding` function returns them: for beam
             search with an n-best axis (`[B, num_results, L]`), else `[B, L]`.
         """
-        if method not in METHODS:
-            raise ValueError(
-                f"`method` must be one of {', '.join(map(repr, METHODS))}. Received: "
-                f"method={method!r}"
-            )
+        check_one_of("method", method, METHODS)
         step_fn, state, start = self.decoding_start(tf.cast(source, tf.int32))
         if method == "greedy":
             return greedy_decode(step_fn, state, start, END_ID, max_length, pad_token=PAD_ID)

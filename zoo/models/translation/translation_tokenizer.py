@@ -7,6 +7,8 @@ import collections
 import keras
 import tensorflow as tf
 
+from zoo._checks import check_one_of, check_positive_int
+
 LEVELS = ("char", "word")
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 UNK_TOKEN, START_TOKEN, END_TOKEN = "<unk>", "<s>", "</s>"
@@ -73,14 +75,8 @@ class TranslationTokenizer(keras.layers.Layer):
                 f"and without newlines. Received invalid tokens {bad[:10]} and duplicates "
                 f"{duplicates[:10]}"
             )
-        if level not in LEVELS:
-            raise ValueError(
-                f"`level` must be one of {', '.join(map(repr, LEVELS))}. Received: level={level!r}"
-            )
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise ValueError(
-                f"`max_length` must be a positive integer. Received: max_length={max_length}"
-            )
+        check_one_of("level", level, LEVELS)
+        check_positive_int("max_length", max_length)
         self.vocabulary = vocabulary
         self.level = level
         self.lowercase = bool(lowercase)

@@ -1,0 +1,21 @@
+"""Constructor argument checks shared by the zoo's layers and models; each error names the
+argument, what it accepts and the value received, in the Keras style."""
+
+from __future__ import annotations
+
+
+def check_positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+
+
+def check_one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, choices))}. Received: {name}={value!r}"
+        )
+
+
+def check_rate(name: str, value) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
