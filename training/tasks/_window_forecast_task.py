@@ -78,15 +78,7 @@ class WindowForecastTask(Task):
         self._require_prepared()
         x, y = windows(self.train_series, self.config.order)
         dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        batch_size = global_batch_size
-        if input_context is not None:
-            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-            dataset = dataset.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
-        return (dataset.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-                .repeat()
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return self.shuffled_batches(dataset, len(x), global_batch_size, input_context)
 
     def compute_loss(self, model, batch, training):
         history, target = batch

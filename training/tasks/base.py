@@ -56,6 +56,22 @@ class Task(abc.ABC):
         sees the same shape.
         """
 
+    def shuffled_batches(self, dataset: tf.data.Dataset, size: int, global_batch_size: int,
+                         input_context: tf.distribute.InputContext | None = None
+                         ) -> tf.data.Dataset:
+        """What `train_dataset` returns, made from a finite dataset of `size` examples: this input
+        pipeline's shard, shuffled with the task's seed, repeated and batched to the per-replica
+        batch size (`drop_remainder=True`), prefetched."""
+        batch_size = global_batch_size
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+            dataset = dataset.shard(input_context.num_input_pipelines,
+                                    input_context.input_pipeline_id)
+        return (dataset.shuffle(size, seed=self.seed, reshuffle_each_iteration=True)
+                .repeat()
+                .batch(batch_size, drop_remainder=True)
+                .prefetch(tf.data.AUTOTUNE))
+
     @abc.abstractmethod
     def build_model(self) -> keras.Model:
         """Builds the Keras model (called inside `strategy.scope()`); weights are created here."""

@@ -140,16 +140,8 @@ class LinearDynamicalSystemTask(Task):
     def train_dataset(self, global_batch_size, input_context=None):
         self._require_prepared()
         dataset = tf.data.Dataset.from_tensor_slices(_observed(self.train_observations))
-        batch_size = global_batch_size
-        if input_context is not None:
-            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-            dataset = dataset.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
-        return (dataset.shuffle(len(self.train_observations), seed=self.seed,
-                                reshuffle_each_iteration=True)
-                .repeat()
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return self.shuffled_batches(dataset, len(self.train_observations), global_batch_size,
+                                     input_context)
 
     def build_model(self):
         self._require_prepared()

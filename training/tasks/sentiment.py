@@ -170,16 +170,8 @@ class SentimentTask(Task):
     def train_dataset(self, global_batch_size, input_context=None):
         self._require_prepared()
         texts, labels = self.splits["train"]
-        batch_size = global_batch_size
         dataset = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), labels))
-        if input_context is not None:
-            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-            dataset = dataset.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
-        return (dataset.shuffle(len(texts), seed=self.seed, reshuffle_each_iteration=True)
-                .repeat()
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return self.shuffled_batches(dataset, len(texts), global_batch_size, input_context)
 
     def build_model(self):
         self._require_prepared()

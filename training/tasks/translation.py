@@ -199,30 +199,9 @@ class TranslationTask(Task):
         self._require_prepared()
         sources, targets = (list(side) for side in zip(*self.train_pairs))
         dataset = tf.data.Dataset.from_tensor_slices((sources, targets))
-        batch_size = global_batch_size
-        if input_context is not None:
-            batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-            dataset = dataset.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
-        dataset = (dataset.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
-                   .repeat()
-                   .batch(batch_size, drop_remainder=True)
-                   .map(self.encode_batch, num_parallel_calls=tf.data.AUTOTUNE))
-        if input_context is not None and input_context.num_replicas_in_sync > 1:
-            # Replicas must see equal shapes: the embeddings' sparse gradients are gathered
-            # across replicas, which fails when their token counts differ.
-            lengths = self._longest(sources, targets)
-            dataset = dataset.map(lambda batch: {
-                name: tf.pad(ids, [[0, 0], [0, lengths[name] - tf.shape(ids)[1]]])
-                for name, ids in batch.items()
-            })
-        return dataset.prefetch(tf.data.AUTOTUNE)
-
-    def _longest(self, sources, targets):
-        """Widths of the longest training batch: every batch is padded to them."""
-        source = self.source_tokenizer(tf.constant(sources)).shape[1]
-        target = self.target_tokenizer(tf.constant(targets)).shape[1]
-        return {"source": source, "target_in": target, "target_out": target}
+        dataset = self.shuffled_batches(dataset, len(sources), global_batch_size, input_context)
+        return dataset.map(self.encode_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE)
 
     def build_model(self):
         self._require_prepared()
