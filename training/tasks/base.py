@@ -8,6 +8,7 @@ import pathlib
 from typing import ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -71,6 +72,20 @@ class Task(abc.ABC):
                 .repeat()
                 .batch(batch_size, drop_remainder=True)
                 .prefetch(tf.data.AUTOTUNE))
+
+    def cached_weights(self, filename: str, fit) -> list:
+        """Weights fitted once per run: read from `assets_dir/filename` when a previous
+        `prepare()` saved them there (so a resumed run and its export never refit), else
+        `fit()`'s list of arrays, saved there."""
+        path = None if self.assets_dir is None else self.assets_dir / filename
+        if path is not None and path.is_file():
+            with np.load(path) as saved:
+                return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        weights = fit()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, *weights)
+        return weights
 
     @abc.abstractmethod
     def build_model(self) -> keras.Model:

@@ -153,14 +153,10 @@ class HMMTask(Task):
                 reference.means_ = true_parameters["means"]
                 reference.covars_ = true_parameters["variances"]
             self.true_log_likelihood_per_step = self._log_likelihood_per_step(reference)
-        self.initial_weights = self._initial_weights()
+        self.initial_weights = self.cached_weights(INITIAL_WEIGHTS_FILE, self._initial_weights)
 
     def _initial_weights(self):
         """Data-based starting parameters, refined by Baum–Welch when fit="baum_welch"."""
-        path = None if self.assets_dir is None else self.assets_dir / INITIAL_WEIGHTS_FILE
-        if path is not None and path.is_file():
-            with np.load(path) as saved:
-                return [saved[f"arr_{i}"] for i in range(len(saved.files))]
         c, k = self.config, self.config.n_components
         rng = np.random.default_rng(self.seed)
         model = self._new_model(n_iter=c.baum_welch_iterations, tol=1e-4)
@@ -179,11 +175,7 @@ class HMMTask(Task):
             model.covars_ = np.tile(np.var(data, axis=0), (k, 1))
         if c.fit == "baum_welch":
             model.fit(data, [self.train_observations.shape[1]] * len(self.train_observations))
-        weights = model.get_weights()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, *weights)
-        return weights
+        return model.get_weights()
 
     def _log_likelihood_per_step(self, model):
         observations = self.validation_observations

@@ -112,20 +112,12 @@ class LinearDynamicalSystemTask(Task):
                     setattr(reference, key, value)
                 self.true_nll_per_step = self._nll_per_step(reference, validation)
         if c.fit == "em":
-            self.initial_weights = self._em_weights()
+            self.initial_weights = self.cached_weights(EM_WEIGHTS_FILE, self._em_weights)
 
     def _em_weights(self):
-        path = None if self.assets_dir is None else self.assets_dir / EM_WEIGHTS_FILE
-        if path is not None and path.is_file():
-            with np.load(path) as saved:
-                return [saved[f"arr_{i}"] for i in range(len(saved.files))]
         model = LinearDynamicalSystem(self.config.n_dim_state, self.n_dim_obs, dtype="float64")
         model.em(self.train_observations, n_iter=self.config.em_iterations)
-        weights = model.get_weights()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, *weights)
-        return weights
+        return model.get_weights()
 
     @staticmethod
     def _nll_per_step(model, observations):
