@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.gradients_cli import cell_names
 from zoo.models.recurrent.elman_network import ElmanNetwork
 from zoo.models.recurrent.long_lag_tasks import delayed_echo
 from zoo.models.recurrent.long_lag_training import (
@@ -53,15 +54,6 @@ def _int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, received {text!r}")
     return values
-
-
-def _cell_list(text: str) -> list[str]:
-    names = [part for part in text.split(",") if part]
-    unknown = [name for name in names if name not in CELL_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown cell(s) {unknown or text!r}; accepted: {', '.join(CELL_NAMES)}")
-    return names
 
 
 def _format_table(rows, cells) -> str:
@@ -112,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the copy task on its delay T only, not on delays 1..T")
     parser.add_argument("--distractors", type=int, default=0,
                         help="distractor symbols filling the copy task's blanks (default 0)")
-    parser.add_argument("--cells", type=_cell_list, default=list(CELL_NAMES))
+    parser.add_argument("--cells", type=cell_names, default=list(CELL_NAMES))
     parser.add_argument("--steps", type=int, default=1500,
                         help="training steps per adding-problem run (default 1500)")
     parser.add_argument("--copy-steps", type=int, default=3000,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 
-def _cells(text: str) -> list[str]:
+def cell_names(text: str) -> list[str]:
+    """argparse type of a comma-separated list of recurrent cells (also used by the benches)."""
     from zoo.models.recurrent.gradient_flow import CELL_NAMES
 
     names = [name for name in text.split(",") if name]
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
                         help="random sequences averaged over (default 8)")
     parser.add_argument("--input-scale", type=float, default=1.0,
                         help="standard deviation of the Gaussian inputs (default 1.0)")
-    parser.add_argument("--cells", type=_cells, default=None,
+    parser.add_argument("--cells", type=cell_names, default=None,
                         help="comma-separated cells (default simple_rnn,elman,lstm,gru)")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
     parser.add_argument("--train-steps", type=int, default=0, metavar="N",
