@@ -35,13 +35,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.gradients_cli import cell_names
-from zoo.models.recurrent.elman_network import ElmanNetwork
-from zoo.models.recurrent.long_lag_tasks import delayed_echo
-from zoo.models.recurrent.long_lag_training import (
+from seqzoo.training.gradients_cli import cell_names
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
+from seqzoo.zoo.models.recurrent.long_lag_tasks import delayed_echo
+from seqzoo.zoo.models.recurrent.long_lag_training import (
     CELL_NAMES, NUM_SYMBOLS, error_ratio, train_long_lag,
 )
-from zoo.models.recurrent.truncated_bptt import TruncatedBPTT
+from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT
 
 SOLVED_BELOW = 0.1
 

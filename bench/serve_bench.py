@@ -28,17 +28,17 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
-from serving import json_tensors
-from serving.model_registry import numeric_versions
-from serving.servable import WARMUP_FILE
+from seqzoo.serving import json_tensors
+from seqzoo.serving.model_registry import numeric_versions
+from seqzoo.serving.servable import WARMUP_FILE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def sentiment_model(workdir: pathlib.Path, steps: int, examples: int) -> pathlib.Path:
     """Trains a short sentiment run and exports it; returns the model's base directory."""
-    from serving.export import export_run
-    from training import loop
+    from seqzoo.serving.export import export_run
+    from seqzoo.training import loop
 
     run_dir = workdir / "run"
     config = loop.configure("sentiment", run_dir, overrides=[
@@ -62,7 +62,7 @@ def warmup_requests(version_dir: pathlib.Path):
 
 def start_server(models_root: pathlib.Path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--models-dir", str(models_root),
+        [sys.executable, "-m", "seqzoo.serving.cli", "serve", "--models-dir", str(models_root),
          "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},

@@ -2,7 +2,7 @@
 
 Both runners train the same task model (same seed, data, global batch size, optimizer and
 gradient clipping) for the same number of steps; the first steps (tracing) are not timed. The
-custom loop fetches the loss every step, as `training.loop.train` does to stop on NaN.
+custom loop fetches the loss every step, as `seqzoo.training.loop.train` does to stop on NaN.
 
     python -m bench train [--task sentiment] [--steps 200] [--batch-size 64] [--rounds 2]
                           [--set k=v] [--quick]
@@ -16,8 +16,8 @@ import time
 import keras
 import tensorflow as tf
 
-from training import loop
-from training.strategy import make_strategy
+from seqzoo.training import loop
+from seqzoo.training.strategy import make_strategy
 
 QUICK_OVERRIDES = {
     "sentiment": ["model.num_examples=200", "model.vocab_size=100", "model.units=8",
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     task.prepare()
 
     total = args.warmup + args.steps
-    runners = {"keras model.fit": _time_fit, "custom loop (training.loop)": _time_custom_loop}
+    runners = {"keras model.fit": _time_fit, "custom loop (seqzoo.training.loop)": _time_custom_loop}
     rates = dict.fromkeys(runners, 0.0)
     # Alternating rounds, best of each, so that neither runner profits from running second.
     for _ in range(args.rounds):

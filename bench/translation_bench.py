@@ -29,7 +29,7 @@ LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
 
 def _train(run_dir, data, steps, extra):
-    from training import loop
+    from seqzoo.training import loop
 
     overrides = [f"data={data}", f"train.steps={steps}", "train.learning_rate=0.004",
                  "train.checkpoint_every=100000", "model.embedding_dim=32",
@@ -51,10 +51,10 @@ def _rate(call, batches, rounds):
 
 
 def throughput_table(root, steps, batch_size, rounds, quick):
-    from serving.client import Client
-    from serving.export import export_run
-    from serving.server import ModelServer
-    from training.data.translation_builtin import generate
+    from seqzoo.serving.client import Client
+    from seqzoo.serving.export import export_run
+    from seqzoo.serving.server import ModelServer
+    from seqzoo.training.data.translation_builtin import generate
 
     run_dir = root / "dates"
     metrics = _train(run_dir, "builtin:dates", steps, ["model.beam_width=4"])
@@ -93,7 +93,7 @@ def _char_accuracy(hypothesis, reference):
 
 
 def attention_table(root, steps, quick):
-    from training import loop
+    from seqzoo.training import loop
 
     results = {}
     for attention in ("bahdanau", "none"):

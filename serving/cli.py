@@ -12,11 +12,11 @@ import os
 import sys
 
 COMMAND_MODULES = (
-    "training.cli",
-    "training.translation_cli",
-    "serving.commands",
-    "training.gradients_cli",
-    "serving.demo",
+    "seqzoo.training.cli",
+    "seqzoo.training.translation_cli",
+    "seqzoo.serving.commands",
+    "seqzoo.training.gradients_cli",
+    "seqzoo.serving.demo",
 )
 
 

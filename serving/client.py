@@ -18,8 +18,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import json_tensors
-from serving.serving_error import ServingError
+from seqzoo.serving import json_tensors
+from seqzoo.serving.serving_error import ServingError
 
 TRANSPORTS = ("rest", "grpc")
 

@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from serving.predict_request import (OUTPUT_FORMATS, body_inputs, format_outputs, input_specs,
+from seqzoo.serving.predict_request import (OUTPUT_FORMATS, body_inputs, format_outputs, input_specs,
                                      named_inputs, read_request_body, resolve_signature,
                                      text_inputs)
 
@@ -90,7 +90,7 @@ def register(subparsers) -> None:
 
 
 def _export(args) -> int:
-    from serving.export import export_run
+    from seqzoo.serving.export import export_run
 
     path = export_run(args.run_dir, args.models_dir, args.name, args.version)
     print(f"Exported {args.run_dir} to {path}")
@@ -98,7 +98,7 @@ def _export(args) -> int:
 
 
 def _serve(args) -> int:
-    from serving.server import ModelServer
+    from seqzoo.serving.server import ModelServer
 
     if (args.model_name is None) != (args.model_base_path is None):
         raise ValueError("--model_name and --model_base_path go together; give both or neither.")
@@ -127,7 +127,7 @@ def _serve(args) -> int:
 
 
 def _predict(args) -> int:
-    from serving.client import Client
+    from seqzoo.serving.client import Client
 
     given = [source for source, value in (("TEXT", args.texts), ("--input", args.inputs),
                                           ("--json", args.json_file is not None)) if value]

@@ -27,7 +27,7 @@ _EXPORT_RECORD = "exported.json"
 def _trained_step(run_dir: pathlib.Path) -> int | None:
     """The step of a finished run's last checkpoint, or None when training is not complete.
 
-    `training.loop.train` writes metrics.json only after the final checkpoint and evaluation.
+    `seqzoo.training.loop.train` writes metrics.json only after the final checkpoint and evaluation.
     """
     import tensorflow as tf
 
@@ -39,7 +39,7 @@ def _trained_step(run_dir: pathlib.Path) -> int | None:
 
 def _export_once(run_dir: pathlib.Path, models_dir: pathlib.Path, name: str, step: int) -> pathlib.Path:
     """Exports the run unless this very checkpoint was exported before and is still on disk."""
-    from serving.export import export_run
+    from seqzoo.serving.export import export_run
 
     record = run_dir / _EXPORT_RECORD
     if record.is_file():
@@ -70,10 +70,10 @@ def run_demo(
         A dict with the run's `metrics`, the exported `model_path` and, per transport ("rest",
         "grpc"), the list of `(sentence, label, probability)` answered by the server.
     """
-    from serving.client import Client
-    from serving.server import ModelServer
-    from training import config as run_config
-    from training.loop import train
+    from seqzoo.serving.client import Client
+    from seqzoo.serving.server import ModelServer
+    from seqzoo.training import config as run_config
+    from seqzoo.training.loop import train
 
     run_dir, models_dir = pathlib.Path(run_dir), pathlib.Path(models_dir)
     if retrain and run_dir.exists():

@@ -18,8 +18,8 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.model_registry import numeric_versions
-from serving.servable import DEFAULT_SIGNATURE, WARMUP_FILE, read_signature_defs
+from seqzoo.serving.model_registry import numeric_versions
+from seqzoo.serving.servable import DEFAULT_SIGNATURE, WARMUP_FILE, read_signature_defs
 
 MODEL_CONFIG_FILE = "models.config"
 CONTAINER_MODELS_DIR = "/models"
@@ -89,7 +89,7 @@ def export_model(task, model, models_dir: str | pathlib.Path, name: str,
     never overwritten.
 
     Args:
-        task: a `training.tasks.base.Task` (gives the export module and warmup inputs).
+        task: a `seqzoo.training.tasks.base.Task` (gives the export module and warmup inputs).
         model: the trained Keras model.
         models_dir: root of the model directories (`models/`).
         name: the model name (directory and TF Serving model name).
@@ -155,7 +155,7 @@ def export_model(task, model, models_dir: str | pathlib.Path, name: str,
 def export_run(run_dir: str | pathlib.Path, models_dir: str | pathlib.Path,
                name: str | None = None, version: int | None = None) -> pathlib.Path:
     """Restores the latest checkpoint of a run and exports it (name defaults to the task's)."""
-    from training import loop
+    from seqzoo.training import loop
 
     task, model = loop.restore(run_dir)
     return export_model(task, model, models_dir, name or task.name, version)

@@ -13,8 +13,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.model_registry import ModelRegistry
-from serving.serving_error import ServingError
+from seqzoo.serving.model_registry import ModelRegistry
+from seqzoo.serving.serving_error import ServingError
 
 
 def _requested(spec):

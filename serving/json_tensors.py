@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from serving.serving_error import ServingError
+from seqzoo.serving.serving_error import ServingError
 
 
 def _invalid(message: str) -> ServingError:

@@ -11,8 +11,8 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.servable import Servable
-from serving.serving_error import ServingError
+from seqzoo.serving.servable import Servable
+from seqzoo.serving.serving_error import ServingError
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
 
 def named_inputs(specs: dict, pairs: list[str], where: str) -> dict:
     """The request of `--input NAME=JSON` arguments, each checked against the signature."""
-    from serving import json_tensors
+    from seqzoo.serving import json_tensors
 
     arrays = {}
     for pair in pairs:
@@ -101,7 +101,7 @@ def resolve_signature(flag: str | None, body: dict | None) -> str:
 
 def body_inputs(specs: dict, body: dict, where: str) -> dict:
     """The inputs of a request body, read as the server reads them."""
-    from serving import json_tensors
+    from seqzoo.serving import json_tensors
 
     arrays, _ = json_tensors.parse_predict_request(
         {key: value for key, value in body.items() if key != "signature_name"}, specs)
@@ -127,7 +127,7 @@ def format_outputs(outputs: dict, texts: list[str], output_format: str = "text")
     """
     import numpy as np
 
-    from serving import json_tensors
+    from seqzoo.serving import json_tensors
 
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"Unknown output format {output_format!r}; accepted: "

@@ -11,9 +11,9 @@ import threading
 import grpc
 from google.protobuf import json_format
 
-from serving import json_tensors
-from serving.model_registry import ModelRegistry
-from serving.serving_error import ServingError
+from seqzoo.serving import json_tensors
+from seqzoo.serving.model_registry import ModelRegistry
+from seqzoo.serving.serving_error import ServingError
 
 log = logging.getLogger(__name__)
 

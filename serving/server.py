@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from serving.grpc_server import GrpcServer
-from serving.model_registry import ModelRegistry
-from serving.rest_server import RestServer
+from seqzoo.serving.grpc_server import GrpcServer
+from seqzoo.serving.model_registry import ModelRegistry
+from seqzoo.serving.rest_server import RestServer
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""`seqzoo train TASK`: parses arguments and calls `training.loop.train`."""
+"""`seqzoo train TASK`: parses arguments and calls `seqzoo.training.loop.train`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from training.config import STRATEGIES
+from seqzoo.training.config import STRATEGIES
 
 
 def register(subparsers) -> None:
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training import loop
+    from seqzoo.training import loop
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,
              "train.batch_size": args.batch_size}

@@ -163,7 +163,7 @@ def resolve(
     base: dict | None = None,
 ) -> RunConfig:
     """Resolves defaults < `base` (e.g. a run dir's saved config) < YAML file < `--set` overrides."""
-    from training.tasks import get_task_class
+    from seqzoo.training.tasks import get_task_class
 
     raw: dict = dict(base or {})
     if config_file is not None:

@@ -26,9 +26,9 @@ import tensorflow as tf
 import yaml
 from tensorflow.core.framework import summary_pb2
 
-from training import config as run_config
-from training.strategy import is_chief, make_strategy, worker_id
-from training.tasks import get_task_class
+from seqzoo.training import config as run_config
+from seqzoo.training.strategy import is_chief, make_strategy, worker_id
+from seqzoo.training.tasks import get_task_class
 
 # What `tf.summary.scalar` attaches, written directly because that wrapper needs the tensorboard
 # package, which training does not depend on.

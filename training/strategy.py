@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from training.config import STRATEGIES
+from seqzoo.training.config import STRATEGIES
 
 _TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '

@@ -42,7 +42,7 @@ def compute_attention(run_or_model, text: str) -> dict:
                              f"(it has {sorted(loaded.signatures)}); is it a translation model?")
         outputs = loaded.signatures["attention"](text=batch)
     elif (path / "config.yaml").is_file():
-        from training import loop
+        from seqzoo.training import loop
 
         task, model = loop.restore(path)
         if task.name != "translation":
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from zoo.models.translation.attention_plot import plot_attention
+    from seqzoo.zoo.models.translation.attention_plot import plot_attention
 
     result = compute_attention(args.model, args.text)
     path = plot_attention(result["source_tokens"], result["target_tokens"], result["attention"],

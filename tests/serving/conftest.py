@@ -3,7 +3,7 @@
 import pytest
 from toy_saved_model import save_toy
 
-from serving.server import ModelServer
+from seqzoo.serving.server import ModelServer
 
 
 @pytest.fixture(scope="session")

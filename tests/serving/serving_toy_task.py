@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.tasks.base import Task
+from seqzoo.training.tasks.base import Task
 
 CLASSES = ("neg", "pos")
 WARMUP = [[1.0, 2.0, 0.5], [-1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]

@@ -4,11 +4,11 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.client import Client
-from serving.export import export_run
-from serving.server import ModelServer
-from serving.serving_error import ServingError
-from training import loop
+from seqzoo.serving.client import Client
+from seqzoo.serving.export import export_run
+from seqzoo.serving.server import ModelServer
+from seqzoo.serving.serving_error import ServingError
+from seqzoo.training import loop
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 from toy_saved_model import reference_affine
 
-from serving.cli import build_parser
-from serving.cli import main as seqzoo
-from serving.client import Client
-from serving.predict_request import format_outputs
-from serving.server import ModelServer
+from seqzoo.serving.cli import build_parser
+from seqzoo.serving.cli import main as seqzoo
+from seqzoo.serving.client import Client
+from seqzoo.serving.predict_request import format_outputs
+from seqzoo.serving.server import ModelServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -172,7 +172,7 @@ def test_serve_accepts_tf_serving_flags():
 
 def test_serve_command_serves_until_sigterm(toy_models_dir):
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--models-dir", str(toy_models_dir),
+        [sys.executable, "-m", "seqzoo.serving.cli", "serve", "--models-dir", str(toy_models_dir),
          "--port", "0", "--rest_api_port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
@@ -193,7 +193,7 @@ def test_serve_command_serves_until_sigterm(toy_models_dir):
 
 @pytest.mark.parametrize("via", ["rest", "grpc"])
 def test_scalar_string_output_is_answered(stats_server, via):
-    from serving.client import Client
+    from seqzoo.serving.client import Client
 
     client = Client(rest_port=stats_server.rest_port, grpc_port=stats_server.grpc_port)
     try:

@@ -9,8 +9,8 @@ import tomllib
 import pytest
 import yaml
 
-from serving import export
-from serving.cli import build_parser
+from seqzoo.serving import export
+from seqzoo.serving.cli import build_parser
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Flags of tensorflow_model_server that the compose file may use.

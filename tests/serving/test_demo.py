@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-SEQZOO = [sys.executable, "-m", "serving.cli"]
+SEQZOO = [sys.executable, "-m", "seqzoo.serving.cli"]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -11,10 +11,10 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 from google.protobuf import text_format
 
-from serving import export
-from serving.cli import main as seqzoo
-from serving.client import Client
-from serving.server import ModelServer
+from seqzoo.serving import export
+from seqzoo.serving.cli import main as seqzoo
+from seqzoo.serving.client import Client
+from seqzoo.serving.server import ModelServer
 
 X = np.array([[0.3, -1.2, 2.0], [1.0, 1.0, -1.0]], np.float32)
 
@@ -105,10 +105,10 @@ def test_model_config_lists_every_model_at_the_container_path(tmp_path, task_and
 
 
 def test_seqzoo_export_of_a_trained_run(tmp_path, monkeypatch, capsys):
-    import training.tasks
-    from training import loop
+    from seqzoo.training import tasks
+    from seqzoo.training import loop
 
-    monkeypatch.setitem(training.tasks.TASKS, "serving_toy", "serving_toy_task:ServingToyTask")
+    monkeypatch.setitem(tasks.TASKS, "serving_toy", "serving_toy_task:ServingToyTask")
     run_dir = tmp_path / "run"
     config = loop.configure("serving_toy", run_dir,
                             overrides=["train.steps=200", "train.batch_size=32",

@@ -18,9 +18,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.client import Client
-from serving.server import ModelServer
-from serving.serving_error import ServingError
+from seqzoo.serving.client import Client
+from seqzoo.serving.server import ModelServer
+from seqzoo.serving.serving_error import ServingError
 
 X = [[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]]
 K = [1, -2]
@@ -309,7 +309,7 @@ def test_tf_serving_model_config_file(tmp_path, toy_models_dir):
 def test_in_graph_assertion_text_reaches_the_client():
     import tensorflow as tf
 
-    from serving.serving_error import ServingError
+    from seqzoo.serving.serving_error import ServingError
 
     class Checked(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.client import Client
-from serving.export import export_model
-from serving.server import ModelServer
-from training.tasks.translation import TranslationConfig, TranslationTask
+from seqzoo.serving.client import Client
+from seqzoo.serving.export import export_model
+from seqzoo.serving.server import ModelServer
+from seqzoo.training.tasks.translation import TranslationConfig, TranslationTask
 
 SENTENCES = ["the third of March, 2021", "03/04/21", "Wednesday, March 3, 2021", "1.2.99"]
 CONFIG = TranslationConfig(units=8, embedding_dim=8, num_train=300, num_validation=10,

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.export import export_run
-from training import loop
-from training.data import classic_builtin
-from training.tasks import get_task_class
+from seqzoo.serving.export import export_run
+from seqzoo.training import loop
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.tasks import get_task_class
 
 
 def train(task, run_dir, *overrides, steps=5, batch_size=16):

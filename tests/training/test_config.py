@@ -5,18 +5,18 @@ import json
 import pytest
 import yaml
 
-from serving import cli
-from training import config as run_config
-from training import loop
+from seqzoo.serving import cli
+from seqzoo.training import config as run_config
+from seqzoo.training import loop
 
 
 @pytest.fixture(autouse=True)
 def _toy(monkeypatch):
-    import training.tasks
+    from seqzoo.training import tasks
 
-    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
     # Only the train command: these tests must not depend on the other commands' modules.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("training.cli",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("seqzoo.training.cli",))
 
 
 def test_yaml_then_set_override_defaults(tmp_path):

@@ -12,9 +12,9 @@ import tensorflow as tf
 import yaml
 
 import toy_task
-from training import config as run_config
-from training import loop
-from training.strategy import is_chief, make_strategy
+from seqzoo.training import config as run_config
+from seqzoo.training import loop
+from seqzoo.training.strategy import is_chief, make_strategy
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -83,9 +83,9 @@ def _run_workers(tmp_path, run_dirs, *args):
 
 
 def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkeypatch):
-    import training.tasks
+    from seqzoo.training import tasks
 
-    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
     run_dir = tmp_path / "run"
     for returncode, output in _run_workers(tmp_path, [run_dir, run_dir], "--steps", "6"):
         assert returncode == 0, output

@@ -9,16 +9,16 @@ import pytest
 import tensorflow as tf
 
 import toy_task
-from training import config as run_config
-from training import loop
-from training.strategy import make_strategy
+from seqzoo.training import config as run_config
+from seqzoo.training import loop
+from seqzoo.training.strategy import make_strategy
 
 
 @pytest.fixture(autouse=True)
 def _toy(monkeypatch):
-    import training.tasks
+    from seqzoo.training import tasks
 
-    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
 
 
 def _config(tmp_path=None, **train):

@@ -68,10 +68,10 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(tmp_path):
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
-    import training.tasks
-    from training import loop
+    from seqzoo.training import tasks
+    from seqzoo.training import loop
 
-    monkeypatch.setitem(training.tasks.TASKS, "toy", "toy_task:ToyTask")
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
 
     def run(run_dir, steps, weights_file):
         cfg = loop.configure("toy", run_dir, overrides=[

@@ -4,11 +4,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from serving.cli import main
-from serving.export import export_run
-from training import loop
-from training.translation_cli import compute_attention
-from zoo.models.translation.attention_plot import plot_attention
+from seqzoo.serving.cli import main
+from seqzoo.serving.export import export_run
+from seqzoo.training import loop
+from seqzoo.training.translation_cli import compute_attention
+from seqzoo.zoo.models.translation.attention_plot import plot_attention
 
 SENTENCE = "Mar 3 2021"
 

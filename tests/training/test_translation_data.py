@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from training.data import translation_builtin as builtin
-from training.data.translation_pairs import load_pairs, text_feature_keys
+from seqzoo.training.data import translation_builtin as builtin
+from seqzoo.training.data.translation_pairs import load_pairs, text_feature_keys
 
 
 def test_every_human_form_of_one_date_written_by_hand():

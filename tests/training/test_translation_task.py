@@ -9,8 +9,8 @@ import sacrebleu
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from training import loop
-from training.tasks.translation import TranslationConfig, TranslationTask
+from seqzoo.training import loop
+from seqzoo.training.tasks.translation import TranslationConfig, TranslationTask
 
 
 def test_dates_reach_stated_exact_match_and_beam_is_not_worse(tmp_path):

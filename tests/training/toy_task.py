@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.tasks.base import Task
+from seqzoo.training.tasks.base import Task
 
 TRUE_WEIGHTS = np.array([1.5, -2.0, 0.5], dtype=np.float32)
 TRUE_BIAS = 0.25
@@ -90,9 +90,9 @@ class ToyTask(Task):
 
 def register() -> None:
     """Adds "toy" to the task registry of this process (tests use monkeypatch instead)."""
-    import training.tasks
+    from seqzoo.training import tasks
 
-    training.tasks.TASKS["toy"] = "toy_task:ToyTask"
+    tasks.TASKS["toy"] = "toy_task:ToyTask"
 
 
 def cli_command(*args: str) -> list[str]:
@@ -100,6 +100,6 @@ def cli_command(*args: str) -> list[str]:
     # Only the train command is loaded, so the test does not depend on the other commands.
     code = (
         "import sys, toy_task; toy_task.register(); from serving import cli; "
-        "cli.COMMAND_MODULES = ('training.cli',); sys.exit(cli.main(sys.argv[1:]))"
+        "cli.COMMAND_MODULES = ('seqzoo.training.cli',); sys.exit(cli.main(sys.argv[1:]))"
     )
     return [sys.executable, "-c", code, "train", "toy", *args]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from layer_contract import run_layer_contract
 
-from zoo.layers import BahdanauAttention, LuongAttention
+from seqzoo.zoo.layers import BahdanauAttention, LuongAttention
 
 B, T, DQ, DM = 3, 5, 4, 6
 LENGTHS = np.array([5, 3, 1])

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.layers import AttentionDecoder, BidirectionalEncoder, StateBridge
+from seqzoo.zoo.layers import AttentionDecoder, BidirectionalEncoder, StateBridge
 
 B, TT, TS, V, UNITS, DM = 3, 4, 6, 11, 5, 7
 LENGTHS = np.array([6, 4, 2])

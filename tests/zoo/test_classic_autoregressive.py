@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.models.classic import AutoregressiveModel
+from seqzoo.zoo.models.classic import AutoregressiveModel
 
 # A stationary VAR(2) in two variables, y_t = c + A1 y_{t-1} + A2 y_{t-2} + e_t.
 A1 = np.array([[0.5, 0.1], [-0.2, 0.3]])

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.models.classic import AutoregressiveModel, DelayTapNetwork
+from seqzoo.zoo.models.classic import AutoregressiveModel, DelayTapNetwork
 
 
 def logistic_map(steps, r=3.9, x0=0.3):

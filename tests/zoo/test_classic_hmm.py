@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.models.classic import CategoricalHMM, GaussianHMM
+from seqzoo.zoo.models.classic import CategoricalHMM, GaussianHMM
 
 START = np.array([0.5, 0.3, 0.2])
 TRANS = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5]])

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.models.classic import LinearDynamicalSystem
+from seqzoo.zoo.models.classic import LinearDynamicalSystem
 
 PARAMS = {
     "transition_matrices": np.array([[0.9, 0.2], [-0.1, 0.8]]),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.decoding import beam_search, greedy_decode, sample_decode
+from seqzoo.zoo.decoding import beam_search, greedy_decode, sample_decode
 
 VOCAB = 4
 END = 3

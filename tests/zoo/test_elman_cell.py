@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from layer_contract import run_layer_contract
 
-from zoo.layers.elman_cell import ElmanCell
+from seqzoo.zoo.layers.elman_cell import ElmanCell
 
 UNITS, CONTEXT, FEATURES = 4, 3, 2
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.models.recurrent.elman_network import ElmanNetwork
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
 
 
 def _network_and_inputs():

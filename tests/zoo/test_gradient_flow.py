@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.layers.elman_cell import ElmanCell
-from zoo.models.recurrent import gradient_flow
+from seqzoo.zoo.layers.elman_cell import ElmanCell
+from seqzoo.zoo.models.recurrent import gradient_flow
 
 STEPS, UNITS, FEATURES = 12, 5, 3
 
@@ -100,7 +100,7 @@ def test_unknown_cell_lists_the_accepted_ones():
 
 
 def test_gradients_command_prints_the_table_and_draws_the_png(tmp_path, capsys):
-    from serving.cli import main
+    from seqzoo.serving.cli import main
 
     out = tmp_path / "flow.png"
     assert main(["gradients", "--out", str(out), "--length", "6", "--units", "4",

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from zoo.layers.elman_cell import ElmanCell
-from zoo.layers.learned_initial_state import LearnedInitialState
+from seqzoo.zoo.layers.elman_cell import ElmanCell
+from seqzoo.zoo.layers.learned_initial_state import LearnedInitialState
 
 
 def _inputs(batch=3, steps=5, features=2, seed=0, dtype="float32"):

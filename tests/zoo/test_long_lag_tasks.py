@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from zoo.models.recurrent.long_lag_tasks import (
+from seqzoo.zoo.models.recurrent.long_lag_tasks import (
     ADDING_BASELINE_MSE, adding_problem, copy_task, delayed_echo,
 )
-from zoo.models.recurrent.long_lag_training import (
+from seqzoo.zoo.models.recurrent.long_lag_training import (
     ALPHABET, NUM_SYMBOLS, build_model, error_ratio, problem_batch, train_long_lag,
 )
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.models.translation import Seq2SeqTranslator, TranslationTokenizer
+from seqzoo.zoo.models.translation import Seq2SeqTranslator, TranslationTokenizer
 
 SOURCE = np.array([[5, 6, 7, 8, 0, 0], [9, 4, 0, 0, 0, 0], [4, 5, 6, 7, 8, 9]], "int32")
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 
-from training.data import translation_builtin
-from training.data.sources import parse_source
-from training.data.text_table import read_text_table
+from seqzoo.training.data import translation_builtin
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.data.text_table import read_text_table
 
 
 def read_file_pairs(path: str) -> list[tuple[str, str]]:

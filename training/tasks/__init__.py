@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 
 TASKS: dict[str, str] = {
-    "sentiment": "training.tasks.sentiment:SentimentTask",
-    "ar": "training.tasks.autoregressive:AutoregressiveTask",
-    "delay_tap": "training.tasks.delay_tap:DelayTapTask",
-    "lds": "training.tasks.lds:LinearDynamicalSystemTask",
-    "hmm": "training.tasks.hmm:HMMTask",
-    "translation": "training.tasks.translation:TranslationTask",
-    "elman": "training.tasks.elman:ElmanTask",
+    "sentiment": "seqzoo.training.tasks.sentiment:SentimentTask",
+    "ar": "seqzoo.training.tasks.autoregressive:AutoregressiveTask",
+    "delay_tap": "seqzoo.training.tasks.delay_tap:DelayTapTask",
+    "lds": "seqzoo.training.tasks.lds:LinearDynamicalSystemTask",
+    "hmm": "seqzoo.training.tasks.hmm:HMMTask",
+    "translation": "seqzoo.training.tasks.translation:TranslationTask",
+    "elman": "seqzoo.training.tasks.elman:ElmanTask",
 }
 
 

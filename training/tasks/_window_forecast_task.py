@@ -13,9 +13,9 @@ import abc
 import numpy as np
 import tensorflow as tf
 
-from training.data import classic_builtin
-from training.data.sources import parse_source
-from training.tasks.base import Task
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
 
 _FORECAST_ORIGINS = 200  # validation start points of the h-step forecast metric
 

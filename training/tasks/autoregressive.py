@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from training.data import classic_builtin
-from training.tasks._window_forecast_task import WindowForecastTask
-from zoo.models.classic.autoregressive_model import AutoregressiveModel
-from zoo.models.classic.forecaster_serving_module import ForecasterServingModule
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.tasks._window_forecast_task import WindowForecastTask
+from seqzoo.zoo.models.classic.autoregressive_model import AutoregressiveModel
+from seqzoo.zoo.models.classic.forecaster_serving_module import ForecasterServingModule
 
 FITS = ("least_squares", "gradient")
 

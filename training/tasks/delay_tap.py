@@ -6,11 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from training.data import classic_builtin
-from training.tasks._window_forecast_task import WindowForecastTask, windows
-from zoo.models.classic.autoregressive_model import AutoregressiveModel
-from zoo.models.classic.delay_tap_network import DelayTapNetwork
-from zoo.models.classic.forecaster_serving_module import ForecasterServingModule
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.tasks._window_forecast_task import WindowForecastTask, windows
+from seqzoo.zoo.models.classic.autoregressive_model import AutoregressiveModel
+from seqzoo.zoo.models.classic.delay_tap_network import DelayTapNetwork
+from seqzoo.zoo.models.classic.forecaster_serving_module import ForecasterServingModule
 
 
 @dataclasses.dataclass

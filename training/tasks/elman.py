@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.data.sources import parse_source
-from training.tasks.base import Task
-from zoo.models.recurrent.elman_network import ElmanNetwork
-from zoo.models.recurrent.elman_serving_module import PROBLEMS, ElmanServingModule
-from zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
+from seqzoo.zoo.models.recurrent.elman_serving_module import PROBLEMS, ElmanServingModule
+from seqzoo.zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
 
 NUM_SYMBOLS = 3
 ALPHABET = 4

@@ -8,12 +8,12 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-from training.data import classic_builtin
-from training.data.sources import parse_source
-from training.tasks.base import Task
-from zoo.models.classic.categorical_hmm import CategoricalHMM
-from zoo.models.classic.gaussian_hmm import GaussianHMM
-from zoo.models.classic.hmm_serving_module import HMMServingModule
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
+from seqzoo.zoo.models.classic.categorical_hmm import CategoricalHMM
+from seqzoo.zoo.models.classic.gaussian_hmm import GaussianHMM
+from seqzoo.zoo.models.classic.hmm_serving_module import HMMServingModule
 
 EMISSIONS = ("categorical", "gaussian")
 FITS = ("baum_welch", "gradient")

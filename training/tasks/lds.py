@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from training.data import classic_builtin
-from training.data.sources import parse_source
-from training.tasks.base import Task
-from zoo.models.classic.linear_dynamical_system import LinearDynamicalSystem
-from zoo.models.classic.linear_dynamical_system_serving_module import (
+from seqzoo.training.data import classic_builtin
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
+from seqzoo.zoo.models.classic.linear_dynamical_system import LinearDynamicalSystem
+from seqzoo.zoo.models.classic.linear_dynamical_system_serving_module import (
     LinearDynamicalSystemServingModule,
 )
 

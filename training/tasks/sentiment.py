@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.data import sentiment_builtin
-from training.data.sources import parse_source
-from training.tasks.base import Task
-from zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
-from zoo.models.sentiment.sentiment_classifier import POOLINGS, SentimentClassifier
-from zoo.models.sentiment.sentiment_serving_module import SentimentServingModule
-from zoo.models.sentiment.word_tokenizer import WordTokenizer
+from seqzoo.training.data import sentiment_builtin
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
+from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
+from seqzoo.zoo.models.sentiment.sentiment_classifier import POOLINGS, SentimentClassifier
+from seqzoo.zoo.models.sentiment.sentiment_serving_module import SentimentServingModule
+from seqzoo.zoo.models.sentiment.word_tokenizer import WordTokenizer
 
 VOCABULARY_FILE = "vocabulary.txt"
 CLASS_NAMES_FILE = "class_names.json"
@@ -78,7 +78,7 @@ class SentimentConfig:
 
 def _split_file(path, config, seed):
     """Reads a `file:` source and splits it 80/10/10 with a seeded shuffle; labels by name."""
-    from training.data.text_table import read_text_table
+    from seqzoo.training.data.text_table import read_text_table
 
     table = read_text_table(path, columns=(config.text_column, config.label_column))
     texts, names = table[config.text_column], table[config.label_column]
@@ -138,7 +138,7 @@ class SentimentTask(Task):
             splits = sentiment_builtin.load(self.config.num_examples, seed=self.seed)
             return splits, list(sentiment_builtin.LABELS)
         if source.kind == "tfds":
-            from training.data.tfds_text import load_tfds_text
+            from seqzoo.training.data.tfds_text import load_tfds_text
 
             return load_tfds_text(source.arg, max_examples=max_examples, seed=self.seed)
         return _split_file(source.arg, self.config, self.seed)

@@ -9,15 +9,15 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
-from training.data.sources import parse_source
-from training.data.translation_pairs import load_pairs
-from training.tasks.base import Task
-from zoo.layers.attention_decoder import ATTENTIONS
-from zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
-from zoo.layers.state_bridge import MODES as BRIDGES
-from zoo.models.translation.seq2seq_translator import Seq2SeqTranslator
-from zoo.models.translation.translation_serving_module import TranslationServingModule
-from zoo.models.translation.translation_tokenizer import (
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.data.translation_pairs import load_pairs
+from seqzoo.training.tasks.base import Task
+from seqzoo.zoo.layers.attention_decoder import ATTENTIONS
+from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
+from seqzoo.zoo.layers.state_bridge import MODES as BRIDGES
+from seqzoo.zoo.models.translation.seq2seq_translator import Seq2SeqTranslator
+from seqzoo.zoo.models.translation.translation_serving_module import TranslationServingModule
+from seqzoo.zoo.models.translation.translation_tokenizer import (
     LEVELS,
     PAD_ID,
     START_ID,

@@ -4,8 +4,8 @@ Every decoder drives a `step_fn(tokens, state) -> (logits, new_state)` whose sta
 structure of batch-major tensors, so any autoregressive model (translation, captioning) can use it.
 """
 
-from zoo.decoding.beam_search import beam_search, length_penalty_factor, tile_beams
-from zoo.decoding.greedy import greedy_decode
-from zoo.decoding.sampling import sample_decode
+from seqzoo.zoo.decoding.beam_search import beam_search, length_penalty_factor, tile_beams
+from seqzoo.zoo.decoding.greedy import greedy_decode
+from seqzoo.zoo.decoding.sampling import sample_decode
 
 __all__ = ["beam_search", "greedy_decode", "length_penalty_factor", "sample_decode", "tile_beams"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo.decoding.common import batch_invariant, check_decode_args
+from seqzoo.zoo.decoding.common import batch_invariant, check_decode_args
 
 
 def length_penalty_factor(lengths, alpha):

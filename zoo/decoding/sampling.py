@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo.decoding.common import check_decode_args, run_decoder
+from seqzoo.zoo.decoding.common import check_decode_args, run_decoder
 
 
 def sample_decode(step_fn, initial_state, start_tokens, end_token, max_length, temperature=1.0,

@@ -6,9 +6,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from zoo._checks import check_one_of, check_positive_int, check_rate
-from zoo.layers.bahdanau_attention import BahdanauAttention
-from zoo.layers.luong_attention import LuongAttention
+from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
+from seqzoo.zoo.layers.bahdanau_attention import BahdanauAttention
+from seqzoo.zoo.layers.luong_attention import LuongAttention
 
 CELLS = {"lstm": (keras.layers.LSTMCell, 2), "gru": (keras.layers.GRUCell, 1)}
 ATTENTIONS = ("bahdanau", "luong_general", "luong_dot", "none")
@@ -27,7 +27,7 @@ class AttentionDecoder(keras.layers.Layer):
     initial state alone (a plain encoder-decoder) and returns zero attention weights.
 
     Training uses teacher forcing: `call` reads the whole target-input sequence (the target
-    shifted right behind a start token). Decoding calls `step` through the `zoo.decoding`
+    shifted right behind a start token). Decoding calls `step` through the `seqzoo.zoo.decoding`
     functions, after `project_memory` has precomputed the query-independent attention terms.
 
     Args:

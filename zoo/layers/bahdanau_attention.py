@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo._checks import check_positive_int
-from zoo.layers.attention_scores import AttentionBase, weighted_context
+from seqzoo.zoo._checks import check_positive_int
+from seqzoo.zoo.layers.attention_scores import AttentionBase, weighted_context
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")

@@ -7,8 +7,8 @@ import contextlib
 import keras
 from keras import ops
 
-from zoo._checks import check_one_of, check_positive_int, check_rate
-from zoo.layers.portable_rnn import cudnn_disabled, exporting
+from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
+from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")

@@ -19,7 +19,7 @@ class ElmanCell(keras.layers.Layer):
     and an output unit that reads both groups, `y_t = g_out(w2 . h_t + v2 . c_t)`. The cell
     therefore outputs the concatenation `[h_t, c_t]`: a `Dense` layer on top of it is exactly the
     lecture's output unit, with `w2` the rows of its kernel facing `h_t` and `v2` those facing
-    `c_t` (see `zoo.models.recurrent.ElmanNetwork`). Only `c_t` is carried to the next step, so the
+    `c_t` (see `seqzoo.zoo.models.recurrent.ElmanNetwork`). Only `c_t` is carried to the next step, so the
     recurrent state is the context vector alone.
 
     Args:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo._checks import check_one_of
-from zoo.layers.attention_scores import AttentionBase, weighted_context
+from seqzoo.zoo._checks import check_one_of
+from seqzoo.zoo.layers.attention_scores import AttentionBase, weighted_context
 
 SCORES = ("general", "dot")
 

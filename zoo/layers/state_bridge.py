@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo._checks import check_one_of, check_positive_int
 
 CELLS = {"lstm": 2, "gru": 1}
 MODES = ("dense", "learned", "zeros")

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from training.data import sentiment_builtin
+from seqzoo.training.data import sentiment_builtin
 
 # An independent reading of the reviews: its own lexicon and clause rules.
 GOOD = set("good great excellent wonderful brilliant enjoyable charming superb fun moving clever "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.data.text_table import read_text_table
+from seqzoo.training.data.text_table import read_text_table
 
 
 def _write(tmp_path, name, text):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from training.data.tfds_text import load_tfds_text
+from seqzoo.training.data.tfds_text import load_tfds_text
 
 
 @pytest.mark.parametrize("name,class_names", [

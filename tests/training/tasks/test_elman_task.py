@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from serving.client import Client
-from serving.export import export_run
-from serving.server import ModelServer
-from training import loop
-from training.tasks.elman import ElmanConfig, ElmanTask
-from zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
+from seqzoo.serving.client import Client
+from seqzoo.serving.export import export_run
+from seqzoo.serving.server import ModelServer
+from seqzoo.training import loop
+from seqzoo.training.tasks.elman import ElmanConfig, ElmanTask
+from seqzoo.zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
 
 OVERRIDES = [
     "train.steps=300", "train.batch_size=64", "train.learning_rate=0.005",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.export import export_model
-from training import loop
-from training.tasks.sentiment import SentimentConfig, SentimentTask
-from zoo.models.sentiment import MaskedGlobalPooling1D, WordTokenizer
+from seqzoo.serving.export import export_model
+from seqzoo.training import loop
+from seqzoo.training.tasks.sentiment import SentimentConfig, SentimentTask
+from seqzoo.zoo.models.sentiment import MaskedGlobalPooling1D, WordTokenizer
 
 LEARNING_OVERRIDES = [
     "train.strategy=mirrored", "train.steps=500", "train.batch_size=64",

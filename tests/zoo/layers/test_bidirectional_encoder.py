@@ -9,7 +9,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from layer_contract import run_layer_contract
 
-from zoo.layers import BidirectionalEncoder
+from seqzoo.zoo.layers import BidirectionalEncoder
 
 LENGTHS = np.array([6, 4, 1])
 

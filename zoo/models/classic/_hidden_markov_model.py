@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
+from seqzoo.zoo._checks import check_positive_int
 
 # Probabilities are stored as log-probabilities (unnormalised logits, renormalised by a softmax
 # on read); exact zeros become this floor so that a zero transition stays representable.

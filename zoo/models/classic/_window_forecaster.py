@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
+from seqzoo.zoo._checks import check_positive_int
 
 
 def check_order_and_series(order, num_series):

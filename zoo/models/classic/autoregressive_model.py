@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.models.classic._window_forecaster import WindowForecaster, check_order_and_series
+from seqzoo.zoo.models.classic._window_forecaster import WindowForecaster, check_order_and_series
 
 
 def _as_series_list(series, num_series):

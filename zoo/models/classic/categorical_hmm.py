@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
-from zoo.models.classic._hidden_markov_model import HiddenMarkovModel, _log_probabilities
+from seqzoo.zoo._checks import check_positive_int
+from seqzoo.zoo.models.classic._hidden_markov_model import HiddenMarkovModel, _log_probabilities
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo.models.classic._window_forecaster import WindowForecaster, check_order_and_series
+from seqzoo.zoo.models.classic._window_forecaster import WindowForecaster, check_order_and_series
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")

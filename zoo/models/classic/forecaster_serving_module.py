@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
+from seqzoo.zoo._checks import check_positive_int
 
 
 class ForecasterServingModule(tf.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo.models.classic.categorical_hmm import CategoricalHMM
+from seqzoo.zoo.models.classic.categorical_hmm import CategoricalHMM
 
 
 class HMMServingModule(tf.Module):

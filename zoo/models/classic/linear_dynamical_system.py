@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
+from seqzoo.zoo._checks import check_positive_int
 
 # Covariances are parameterised as L L^T + _JITTER * I with L lower triangular, so gradient steps
 # can never leave the positive definite cone.

@@ -6,5 +6,5 @@ cell, and its plot) and `long_lag_tasks` (the adding problem and the copy task o
 Schmidhuber, 1997, and a delayed echo), with `long_lag_training` to train any cell on them.
 """
 
-from zoo.models.recurrent.elman_network import ElmanNetwork  # noqa: F401
-from zoo.models.recurrent.truncated_bptt import TruncatedBPTT  # noqa: F401
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork  # noqa: F401
+from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from zoo.layers.elman_cell import ElmanCell
+from seqzoo.zoo.layers.elman_cell import ElmanCell
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")

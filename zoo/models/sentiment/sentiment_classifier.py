@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 
-from zoo._checks import check_one_of, check_positive_int
-from zoo.layers.bidirectional_encoder import BidirectionalEncoder
-from zoo.models.sentiment.masked_global_pooling import MaskedGlobalPooling1D
-from zoo.models.sentiment.word_tokenizer import WordTokenizer
+from seqzoo.zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo.layers.bidirectional_encoder import BidirectionalEncoder
+from seqzoo.zoo.models.sentiment.masked_global_pooling import MaskedGlobalPooling1D
+from seqzoo.zoo.models.sentiment.word_tokenizer import WordTokenizer
 
 POOLINGS = ("final", "mean", "max")
 

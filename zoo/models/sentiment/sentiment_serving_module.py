@@ -9,7 +9,7 @@ class SentimentServingModule(tf.Module):
     """Wraps a `SentimentClassifier` in the `serving_default` signature it is exported with.
 
     The encoder traces without cuDNN while a SavedModel is written (see
-    `zoo.layers.portable_rnn`), so an export made on a GPU machine also serves on CPU.
+    `seqzoo.zoo.layers.portable_rnn`), so an export made on a GPU machine also serves on CPU.
 
     Args:
         model: a `SentimentClassifier` (any Keras model mapping a `[batch]` string tensor to

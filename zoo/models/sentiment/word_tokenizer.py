@@ -7,7 +7,7 @@ import collections
 import keras
 import tensorflow as tf
 
-from zoo._checks import check_positive_int
+from seqzoo.zoo._checks import check_positive_int
 
 PAD_ID = 0
 OOV_ID = 1

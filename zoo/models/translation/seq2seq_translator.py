@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo._checks import check_one_of, check_positive_int
-from zoo.decoding import beam_search, greedy_decode, sample_decode
-from zoo.layers.attention_decoder import AttentionDecoder
-from zoo.layers.bidirectional_encoder import BidirectionalEncoder
-from zoo.layers.state_bridge import StateBridge
-from zoo.models.translation.translation_tokenizer import END_ID, PAD_ID, START_ID
+from seqzoo.zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo.decoding import beam_search, greedy_decode, sample_decode
+from seqzoo.zoo.layers.attention_decoder import AttentionDecoder
+from seqzoo.zoo.layers.bidirectional_encoder import BidirectionalEncoder
+from seqzoo.zoo.layers.state_bridge import StateBridge
+from seqzoo.zoo.models.translation.translation_tokenizer import END_ID, PAD_ID, START_ID
 
 METHODS = ("greedy", "beam", "sample")
 
@@ -22,7 +22,7 @@ class Seq2SeqTranslator(keras.Model):
     The source ids are embedded and read by a `BidirectionalEncoder`; a `StateBridge` turns its
     final states into the initial states of an `AttentionDecoder`, which attends over the
     encoder outputs (padding, id 0, is masked). Training calls the model with teacher forcing;
-    `translate` decodes with greedy search, beam search or sampling from `zoo.decoding`, in TF
+    `translate` decodes with greedy search, beam search or sampling from `seqzoo.zoo.decoding`, in TF
     ops, so it can be traced into a SavedModel. Ids follow `TranslationTokenizer`: 0 padding,
     2 start, 3 end.
 
@@ -122,7 +122,7 @@ class Seq2SeqTranslator(keras.Model):
         return {"logits": logits, "attention": attention}
 
     def decoding_start(self, source):
-        """`(step_fn, initial_state, start_tokens)` for the `zoo.decoding` functions.
+        """`(step_fn, initial_state, start_tokens)` for the `seqzoo.zoo.decoding` functions.
 
         The state carries the encoder memory, so beam search tiles and reorders it with the
         hypotheses. The padding and start ids get no probability.
@@ -161,7 +161,7 @@ class Seq2SeqTranslator(keras.Model):
             temperature, top_k, seed: sampling settings.
 
         Returns:
-            `(tokens, lengths, scores)` as the `zoo.decoding` function returns them: for beam
+            `(tokens, lengths, scores)` as the `seqzoo.zoo.decoding` function returns them: for beam
             search with an n-best axis (`[B, num_results, L]`), else `[B, L]`.
         """
         check_one_of("method", method, METHODS)

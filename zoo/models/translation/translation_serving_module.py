@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo.models.translation.translation_tokenizer import START_ID
+from seqzoo.zoo.models.translation.translation_tokenizer import START_ID
 
 
 class TranslationServingModule(tf.Module):

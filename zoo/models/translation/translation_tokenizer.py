@@ -7,7 +7,7 @@ import collections
 import keras
 import tensorflow as tf
 
-from zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo._checks import check_one_of, check_positive_int
 
 LEVELS = ("char", "word")
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from layer_contract import run_layer_contract
 
-from zoo.models.sentiment import MaskedGlobalPooling1D
+from seqzoo.zoo.models.sentiment import MaskedGlobalPooling1D
 
 
 def _data():

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from zoo.models.sentiment import SentimentClassifier, SentimentServingModule
+from seqzoo.zoo.models.sentiment import SentimentClassifier, SentimentServingModule
 
 VOCABULARY = ["the", "plot", "was", "not", "good", "bad", "but", "acting", "great"]
 TEXTS = ["The plot was not good, but the acting was great!", "bad", "", "unknown words only",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.models.sentiment import WordTokenizer
+from seqzoo.zoo.models.sentiment import WordTokenizer
 
 
 def test_ids_lowercase_punctuation_oov_and_padding():
