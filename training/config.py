@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import typing
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
+from seqzoo.training.checked_config import CheckedConfig, above, at_least, one_of
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(CheckedConfig):
     """Settings of the training loop, shared by every task.
 
     Args:
@@ -30,39 +33,24 @@ class TrainConfig:
         checkpoint_every: save a checkpoint every this many steps (and always on exit).
         keep_checkpoints: how many checkpoints to keep.
         eval_every: evaluate on the validation split every this many steps; 0 only at the end.
-        log_every: write TensorBoard scalars and refresh the progress bar every this many steps.
+        log_every: write TensorBoard scalars and report progress every this many steps.
         strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
         seed: seed of data generation, shuffling and weight initialisation.
     """
 
-    steps: int = 1000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    clip_norm: float = 1.0
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
-    eval_every: int = 0
-    log_every: int = 10
-    strategy: str = "auto"
-    seed: int = 0
+    section: ClassVar[str] = "train"
 
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}."
-            )
-        if self.optimizer not in ("adam", "sgd", "rmsprop"):
-            raise ValueError(
-                f"Unknown optimizer {self.optimizer!r}; accepted: adam, sgd, rmsprop."
-            )
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be at least 1; received {getattr(self, name)}.")
-        if self.learning_rate <= 0:
-            raise ValueError(f"train.learning_rate must be positive; received {self.learning_rate}.")
-        if self.clip_norm < 0 or self.eval_every < 0:
-            raise ValueError("train.clip_norm and train.eval_every must be >= 0.")
+    steps: int = at_least(1, 1000)
+    batch_size: int = at_least(1, 64)
+    learning_rate: float = above(0.0, 1e-3)
+    optimizer: str = one_of(OPTIMIZERS, "adam")
+    clip_norm: float = at_least(0.0, 1.0)
+    checkpoint_every: int = at_least(1, 100)
+    keep_checkpoints: int = at_least(1, 3)
+    eval_every: int = at_least(0, 0)
+    log_every: int = at_least(1, 10)
+    strategy: str = one_of(STRATEGIES, "auto")
+    seed: int = 0
 
 
 @dataclasses.dataclass

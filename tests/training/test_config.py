@@ -46,8 +46,10 @@ def test_saved_run_config_is_the_base_when_resuming(tmp_path):
     ("train.steps=abc", r"Bad value for train.steps: expected an integer, received .abc."),
     ("train.learning_rate=fast", r"Bad value for train.learning_rate: expected a number"),
     ("train.steps=0", r"train.steps must be at least 1; received 0"),
-    ("train.strategy=tpu", r"Unknown strategy 'tpu'; accepted: auto, one_device"),
-    ("train.optimizer=adagrad", r"Unknown optimizer 'adagrad'; accepted: adam, sgd, rmsprop"),
+    ("train.strategy=tpu", r"Unknown train.strategy 'tpu'; accepted: auto, one_device"),
+    ("train.optimizer=adagrad", r"Unknown train.optimizer 'adagrad'; accepted: adam, sgd, rmsprop"),
+    ("train.learning_rate=0", r"train.learning_rate must be above 0.0; received 0.0"),
+    ("train.eval_every=-2", r"train.eval_every must be >= 0; received -2"),
     ("model.units=3", r"Unknown model setting\(s\) \['units'\]; accepted: examples, l2"),
     ("train.steps", r"--set expects key=value"),
 ])
@@ -71,4 +73,4 @@ def test_cli_flags_win_over_set_and_unknown_task_is_reported(tmp_path, capsys):
     assert "Unknown task 'nosuch'; accepted:" in capsys.readouterr().err
     assert cli.main(["train", "toy", "--run-dir", str(tmp_path / "y"),
                      "--set", "train.clip_norm=-1"]) == 2
-    assert "train.clip_norm and train.eval_every must be >= 0" in capsys.readouterr().err
+    assert "train.clip_norm must be >= 0; received -1.0." in capsys.readouterr().err

@@ -30,12 +30,7 @@ class WindowForecastTask(Task):
     """Base of the memoryless forecasting tasks; subclasses load the builtin series and build
     the model (and may add metrics with `extra_metrics`)."""
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else self.Config(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.train_series = None
-        self.validation_series = None
-        self.true_parameters = None
+    true_parameters = None  # known on builtin data only
 
     @abc.abstractmethod
     def builtin_series(self, name: str) -> tuple[np.ndarray, dict | None]:
@@ -70,12 +65,7 @@ class WindowForecastTask(Task):
             )
         self.train_series, self.validation_series = series[:split], series[split:]
 
-    def _require_prepared(self):
-        if self.train_series is None:
-            raise ValueError(f"{type(self).__name__}.prepare() must be called first.")
-
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         x, y = windows(self.train_series, self.config.order)
         dataset = tf.data.Dataset.from_tensor_slices((x, y))
         return self.shuffled_batches(dataset, len(x), global_batch_size, input_context)
@@ -87,7 +77,6 @@ class WindowForecastTask(Task):
         return squared, {"abs_error": tf.reduce_mean(tf.abs(error), axis=-1)}
 
     def evaluate(self, model):
-        self._require_prepared()
         order, horizon = self.config.order, self.config.horizon
         x, y = windows(self.validation_series, order)
         predictions = np.asarray(model(x))
@@ -106,6 +95,5 @@ class WindowForecastTask(Task):
         return metrics
 
     def warmup_inputs(self):
-        self._require_prepared()
         length = 2 * self.config.order
         return {"observations": [self.validation_series[:length].astype(np.float32).tolist()]}

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, fraction, one_of
 from seqzoo.training.data import classic_builtin
 from seqzoo.training.tasks._window_forecast_task import WindowForecastTask
 from seqzoo.zoo.models.classic.autoregressive_model import AutoregressiveModel
@@ -15,7 +16,7 @@ FITS = ("least_squares", "gradient")
 
 
 @dataclasses.dataclass
-class AutoregressiveConfig:
+class AutoregressiveConfig(CheckedConfig):
     """Model and data settings of the `ar` task.
 
     Args:
@@ -29,22 +30,11 @@ class AutoregressiveConfig:
         validation_fraction: final fraction of the series held out for evaluation.
     """
 
-    order: int = 2
-    fit: str = "least_squares"
-    horizon: int = 10
-    num_steps: int = 5000
-    validation_fraction: float = 0.2
-
-    def __post_init__(self):
-        if self.fit not in FITS:
-            raise ValueError(f"Unknown model.fit {self.fit!r}; accepted: {', '.join(FITS)}.")
-        for name in ("order", "horizon", "num_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"model.validation_fraction must be in (0, 1); received {self.validation_fraction}."
-            )
+    order: int = at_least(1, 2)
+    fit: str = one_of(FITS, "least_squares")
+    horizon: int = at_least(1, 10)
+    num_steps: int = at_least(1, 5000)
+    validation_fraction: float = fraction(0.2)
 
 
 class AutoregressiveTask(WindowForecastTask):
@@ -59,7 +49,6 @@ class AutoregressiveTask(WindowForecastTask):
         return classic_builtin.var_series(name, self.config.num_steps, self.seed)
 
     def build_model(self):
-        self._require_prepared()
         model = AutoregressiveModel(self.config.order, num_series=self.train_series.shape[1])
         if self.config.fit == "least_squares":
             model.fit_least_squares(self.train_series)

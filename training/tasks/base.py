@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import pathlib
 from typing import ClassVar
 
@@ -23,7 +24,13 @@ class Task(abc.ABC):
     restores the checkpoint, then `export_module()` and `warmup_inputs()`.
 
     Subclasses set `name` and `Config` (a dataclass of model and data settings, every field with a
-    default) and implement the abstract methods.
+    default, usually a `CheckedConfig` so bad values fail early) and implement the abstract
+    methods. What every task needs is written here once: the default config (`config=None`),
+    the prepared-check (`prepare()` marks the task prepared, and `train_dataset`, `build_model`,
+    `evaluate`, `export_module` and `warmup_inputs` of any subclass raise a clear error when
+    called before it, as Keras marks a layer built after its `build`), the training batches
+    (`shuffled_batches`) and what a run fits or builds once and keeps in its assets
+    (`cached_vocabulary`, `cached_weights`).
     """
 
     name: ClassVar[str] = ""
@@ -32,12 +39,22 @@ class Task(abc.ABC):
     class Config:
         pass
 
-    def __init__(self, config, data: str = "builtin", run_dir: str | pathlib.Path | None = None,
-                 seed: int = 0):
-        self.config = config
+    def __init__(self, config=None, data: str = "builtin",
+                 run_dir: str | pathlib.Path | None = None, seed: int = 0):
+        self.config = config if config is not None else self.Config()
         self.data = data
         self.run_dir = pathlib.Path(run_dir) if run_dir is not None else None
         self.seed = seed
+        self.prepared = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "prepare" in own:
+            cls.prepare = _marking_prepared(own["prepare"])
+        for method in _NEED_PREPARED:
+            if method in own:
+                setattr(cls, method, _requiring_prepared(own[method]))
 
     @property
     def assets_dir(self) -> pathlib.Path | None:
@@ -77,15 +94,24 @@ class Task(abc.ABC):
         """Weights fitted once per run: read from `assets_dir/filename` when a previous
         `prepare()` saved them there (so a resumed run and its export never refit), else
         `fit()`'s list of arrays, saved there."""
+        return self._cached(filename, fit, _read_arrays, _write_arrays)
+
+    def cached_vocabulary(self, filename: str, build) -> list[str]:
+        """A vocabulary (or any list of names) built once per run: read from
+        `assets_dir/filename`, one entry per line, when a previous `prepare()` wrote it (so a
+        resumed run and its export use the same ids whatever the data now holds), else
+        `build()`'s list of strings, written there."""
+        return self._cached(filename, build, _read_lines, _write_lines)
+
+    def _cached(self, filename, compute, read, write):
         path = None if self.assets_dir is None else self.assets_dir / filename
         if path is not None and path.is_file():
-            with np.load(path) as saved:
-                return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        weights = fit()
+            return read(path)
+        value = compute()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, *weights)
-        return weights
+            write(path, value)
+        return value
 
     @abc.abstractmethod
     def build_model(self) -> keras.Model:
@@ -114,3 +140,43 @@ class Task(abc.ABC):
     def warmup_inputs(self) -> dict[str, list]:
         """Example inputs of `serving_default`, by input name, written as warmup requests."""
         return {}
+
+
+# The methods that read what `prepare()` loads; the Task base checks it ran before each of them.
+_NEED_PREPARED = ("train_dataset", "build_model", "evaluate", "export_module", "warmup_inputs")
+
+
+def _marking_prepared(prepare):
+    @functools.wraps(prepare)
+    def wrapper(self, *args, **kwargs):
+        result = prepare(self, *args, **kwargs)
+        self.prepared = True
+        return result
+    return wrapper
+
+
+def _requiring_prepared(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self.prepared:
+            raise ValueError(f"{type(self).__name__}.prepare() must be called before "
+                             f"{method.__name__}().")
+        return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _read_arrays(path):
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def _write_arrays(path, arrays):
+    np.savez(path, *arrays)
+
+
+def _read_lines(path):
+    return path.read_text(encoding="utf-8").split("\n")
+
+
+def _write_lines(path, lines):
+    path.write_text("\n".join(lines), encoding="utf-8")

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, fraction, positive_sizes
 from seqzoo.training.data import classic_builtin
 from seqzoo.training.tasks._window_forecast_task import WindowForecastTask, windows
 from seqzoo.zoo.models.classic.autoregressive_model import AutoregressiveModel
@@ -14,7 +15,7 @@ from seqzoo.zoo.models.classic.forecaster_serving_module import ForecasterServin
 
 
 @dataclasses.dataclass
-class DelayTapConfig:
+class DelayTapConfig(CheckedConfig):
     """Model and data settings of the `delay_tap` task.
 
     Args:
@@ -26,26 +27,12 @@ class DelayTapConfig:
         validation_fraction: final fraction of the series held out for evaluation.
     """
 
-    order: int = 2
-    hidden_units: list[int] = dataclasses.field(default_factory=lambda: [32, 32])
+    order: int = at_least(1, 2)
+    hidden_units: list[int] = positive_sizes([32, 32])
     activation: str = "tanh"
-    horizon: int = 10
-    num_steps: int = 3000
-    validation_fraction: float = 0.2
-
-    def __post_init__(self):
-        if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
-            raise ValueError(
-                "model.hidden_units must be a non-empty list of positive sizes; received "
-                f"{self.hidden_units}."
-            )
-        for name in ("order", "horizon", "num_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"model.validation_fraction must be in (0, 1); received {self.validation_fraction}."
-            )
+    horizon: int = at_least(1, 10)
+    num_steps: int = at_least(1, 3000)
+    validation_fraction: float = fraction(0.2)
 
 
 class DelayTapTask(WindowForecastTask):
@@ -69,7 +56,6 @@ class DelayTapTask(WindowForecastTask):
         self._ar_mse = float(np.mean((np.asarray(baseline(x)) - y) ** 2))
 
     def build_model(self):
-        self._require_prepared()
         c = self.config
         return DelayTapNetwork(c.order, num_series=self.train_series.shape[1],
                                hidden_units=list(c.hidden_units), activation=c.activation)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.tasks.base import Task
 from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
@@ -21,7 +22,7 @@ VALIDATION_SEED_OFFSET = 1_000_003
 
 
 @dataclasses.dataclass
-class ElmanConfig:
+class ElmanConfig(CheckedConfig):
     """Model and data settings of the elman task.
 
     Args:
@@ -33,24 +34,11 @@ class ElmanConfig:
         num_validation: validation sequences generated.
     """
 
-    units: int = 32
-    context_units: int = 32
-    length: int = 20
-    num_examples: int = 20000
-    num_validation: int = 1000
-
-    def __post_init__(self):
-        for name in ("units", "context_units", "num_validation"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"model.{name} must be at least 1; received {getattr(self, name)}."
-                )
-        if self.length < 2:
-            raise ValueError(f"model.length must be at least 2; received {self.length}.")
-        if self.num_examples < 10:
-            raise ValueError(
-                f"model.num_examples must be at least 10; received {self.num_examples}."
-            )
+    units: int = at_least(1, 32)
+    context_units: int = at_least(1, 32)
+    length: int = at_least(2, 20)
+    num_examples: int = at_least(10, 20000)
+    num_validation: int = at_least(1, 1000)
 
 
 class ElmanTask(Task):
@@ -74,8 +62,7 @@ class ElmanTask(Task):
     Config = ElmanConfig
 
     def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else ElmanConfig(), data=data,
-                         run_dir=run_dir, seed=seed)
+        super().__init__(config, data=data, run_dir=run_dir, seed=seed)
         source = parse_source(data)
         if source.kind != "builtin" or source.arg not in ("",) + PROBLEMS:
             raise ValueError(
@@ -84,7 +71,6 @@ class ElmanTask(Task):
             )
         self.problem = source.arg or "adding"
         self.features = 2 if self.problem == "adding" else ALPHABET + 2
-        self.splits = None
 
     def _generate(self, num_examples, seed):
         if self.problem == "adding":
@@ -99,12 +85,7 @@ class ElmanTask(Task):
             "validation": self._generate(c.num_validation, self.seed + VALIDATION_SEED_OFFSET),
         }
 
-    def _require_prepared(self):
-        if self.splits is None:
-            raise ValueError("ElmanTask.prepare() must be called first.")
-
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         inputs, targets = self.splits["train"]
         dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
         return self.shuffled_batches(dataset, len(inputs), global_batch_size, input_context)
@@ -137,7 +118,6 @@ class ElmanTask(Task):
         return self._per_example(model(inputs, training=training), targets)
 
     def evaluate(self, model):
-        self._require_prepared()
         inputs, targets = self.splits["validation"]
         loss, metrics = self._per_example(model(inputs, training=False), targets)
         results = {name: float(tf.reduce_mean(value)) for name, value in metrics.items()}

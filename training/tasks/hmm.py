@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, fraction, one_of
 from seqzoo.training.data import classic_builtin
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.tasks.base import Task
@@ -23,7 +24,7 @@ _MAX_PERMUTED_STATES = 7  # Viterbi accuracy tries every state relabelling up to
 
 
 @dataclasses.dataclass
-class HMMConfig:
+class HMMConfig(CheckedConfig):
     """Model and data settings of the `hmm` task.
 
     Args:
@@ -40,28 +41,13 @@ class HMMConfig:
         validation_fraction: fraction of the sequences held out for evaluation.
     """
 
-    emission: str = "categorical"
-    n_components: int = 2
-    fit: str = "baum_welch"
-    baum_welch_iterations: int = 50
-    sequence_length: int = 100
-    num_sequences: int = 200
-    validation_fraction: float = 0.2
-
-    def __post_init__(self):
-        for name, accepted in (("emission", EMISSIONS), ("fit", FITS)):
-            if getattr(self, name) not in accepted:
-                raise ValueError(
-                    f"Unknown model.{name} {getattr(self, name)!r}; accepted: "
-                    f"{', '.join(accepted)}."
-                )
-        for name in ("n_components", "baum_welch_iterations", "sequence_length", "num_sequences"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"model.validation_fraction must be in (0, 1); received {self.validation_fraction}."
-            )
+    emission: str = one_of(EMISSIONS, "categorical")
+    n_components: int = at_least(1, 2)
+    fit: str = one_of(FITS, "baum_welch")
+    baum_welch_iterations: int = at_least(1, 50)
+    sequence_length: int = at_least(1, 100)
+    num_sequences: int = at_least(1, 200)
+    validation_fraction: float = fraction(0.2)
 
 
 def best_permutation_accuracy(predicted: np.ndarray, true: np.ndarray, n_components: int):
@@ -85,14 +71,7 @@ class HMMTask(Task):
     name = "hmm"
     Config = HMMConfig
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else self.Config(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.train_observations = None
-        self.validation_observations = None
-        self.validation_states = None
-        self.initial_weights = None
-        self.true_log_likelihood_per_step = None
+    true_log_likelihood_per_step = None  # known on builtin data only
 
     def _load(self):
         c = self.config
@@ -181,18 +160,12 @@ class HMMTask(Task):
         observations = self.validation_observations
         return float(np.sum(model(observations)) / observations.shape[0] / observations.shape[1])
 
-    def _require_prepared(self):
-        if self.train_observations is None:
-            raise ValueError("HMMTask.prepare() must be called first.")
-
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         dataset = tf.data.Dataset.from_tensor_slices(self.train_observations)
         return self.shuffled_batches(dataset, len(self.train_observations), global_batch_size,
                                      input_context)
 
     def build_model(self):
-        self._require_prepared()
         model = self._new_model()
         model.set_weights(self.initial_weights)
         return model
@@ -203,7 +176,6 @@ class HMMTask(Task):
         return nll, {"nll_per_step": nll}
 
     def evaluate(self, model):
-        self._require_prepared()
         metrics = {"log_likelihood_per_step": self._log_likelihood_per_step(model)}
         if self.true_log_likelihood_per_step is not None:
             metrics["true_log_likelihood_per_step"] = self.true_log_likelihood_per_step
@@ -217,5 +189,4 @@ class HMMTask(Task):
         return HMMServingModule(model)
 
     def warmup_inputs(self):
-        self._require_prepared()
         return {"observations": [self.validation_observations[0].tolist()]}

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, fraction, one_of
 from seqzoo.training.data import classic_builtin
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.tasks.base import Task
@@ -20,7 +21,7 @@ EM_WEIGHTS_FILE = "lds_em_weights.npz"
 
 
 @dataclasses.dataclass
-class LinearDynamicalSystemConfig:
+class LinearDynamicalSystemConfig(CheckedConfig):
     """Model and data settings of the `lds` task.
 
     Args:
@@ -35,27 +36,12 @@ class LinearDynamicalSystemConfig:
         validation_fraction: fraction of the sequences held out for evaluation.
     """
 
-    n_dim_state: int = 2
-    fit: str = "em"
-    em_iterations: int = 20
-    sequence_length: int = 50
-    num_sequences: int = 200
-    validation_fraction: float = 0.2
-
-    def __post_init__(self):
-        if self.fit not in FITS:
-            raise ValueError(f"Unknown model.fit {self.fit!r}; accepted: {', '.join(FITS)}.")
-        for name in ("n_dim_state", "em_iterations", "num_sequences"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
-        if self.sequence_length < 2:
-            raise ValueError(
-                f"model.sequence_length must be at least 2; received {self.sequence_length}."
-            )
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"model.validation_fraction must be in (0, 1); received {self.validation_fraction}."
-            )
+    n_dim_state: int = at_least(1, 2)
+    fit: str = one_of(FITS, "em")
+    em_iterations: int = at_least(1, 20)
+    sequence_length: int = at_least(2, 50)
+    num_sequences: int = at_least(1, 200)
+    validation_fraction: float = fraction(0.2)
 
 
 def _observed(observations):
@@ -77,13 +63,8 @@ class LinearDynamicalSystemTask(Task):
     name = "lds"
     Config = LinearDynamicalSystemConfig
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else self.Config(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.train_observations = None
-        self.validation_observations = None
-        self.initial_weights = None
-        self.true_nll_per_step = None
+    initial_weights = None  # fitted by EM when model.fit="em"
+    true_nll_per_step = None  # known on builtin data only
 
     def prepare(self):
         c = self.config
@@ -125,18 +106,12 @@ class LinearDynamicalSystemTask(Task):
         log_lik = model.filter_and_smooth(values, mask, smooth=False)["log_likelihood"]
         return float(-np.sum(log_lik) / max(mask.sum(), 1))
 
-    def _require_prepared(self):
-        if self.train_observations is None:
-            raise ValueError("LinearDynamicalSystemTask.prepare() must be called first.")
-
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         dataset = tf.data.Dataset.from_tensor_slices(_observed(self.train_observations))
         return self.shuffled_batches(dataset, len(self.train_observations), global_batch_size,
                                      input_context)
 
     def build_model(self):
-        self._require_prepared()
         model = LinearDynamicalSystem(self.config.n_dim_state, self.n_dim_obs)
         if self.initial_weights is not None:
             model.set_weights(self.initial_weights)
@@ -149,7 +124,6 @@ class LinearDynamicalSystemTask(Task):
         return nll, {"nll_per_step": nll}
 
     def evaluate(self, model):
-        self._require_prepared()
         metrics = {"nll_per_step": self._nll_per_step(model, self.validation_observations)}
         if self.true_nll_per_step is not None:
             metrics["true_nll_per_step"] = self.true_nll_per_step
@@ -159,5 +133,4 @@ class LinearDynamicalSystemTask(Task):
         return LinearDynamicalSystemServingModule(model)
 
     def warmup_inputs(self):
-        self._require_prepared()
         return {"observations": [_observed(self.validation_observations[:1])[0][0].tolist()]}

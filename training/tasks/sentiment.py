@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, one_of, rate
 from seqzoo.training.data import sentiment_builtin
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.tasks.base import Task
-from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
+from seqzoo.zoo.layers.bidirectional_encoder import MERGE_MODES
+from seqzoo.zoo.layers.recurrent_cells import CELLS
 from seqzoo.zoo.models.sentiment.sentiment_classifier import POOLINGS, SentimentClassifier
 from seqzoo.zoo.models.sentiment.sentiment_serving_module import SentimentServingModule
 from seqzoo.zoo.models.sentiment.word_tokenizer import WordTokenizer
 
 VOCABULARY_FILE = "vocabulary.txt"
-CLASS_NAMES_FILE = "class_names.json"
+CLASS_NAMES_FILE = "class_names.txt"
 FILE_SPLIT_FRACTIONS = (0.8, 0.1)  # train, validation; the rest is the test split
 EVAL_BATCH_SIZE = 256
 
 
 @dataclasses.dataclass
-class SentimentConfig:
+class SentimentConfig(CheckedConfig):
     """Model and data settings of the sentiment task.
 
     Args:
@@ -43,37 +44,19 @@ class SentimentConfig:
         label_column: label column of a `file:` source (by header name, else the second one).
     """
 
-    vocab_size: int = 20000
-    embedding_dim: int = 32
-    units: int = 32
-    cell: str = "gru"
-    num_layers: int = 1
-    merge_mode: str = "concat"
-    pooling: str = "final"
-    dropout: float = 0.0
-    max_length: int = 200
-    num_examples: int = 12000
-    max_examples: int = 0
+    vocab_size: int = at_least(1, 20000)
+    embedding_dim: int = at_least(1, 32)
+    units: int = at_least(1, 32)
+    cell: str = one_of(CELLS, "gru")
+    num_layers: int = at_least(1, 1)
+    merge_mode: str = one_of(MERGE_MODES, "concat")
+    pooling: str = one_of(POOLINGS, "final")
+    dropout: float = rate(0.0)
+    max_length: int = at_least(1, 200)
+    num_examples: int = at_least(10, 12000)
+    max_examples: int = at_least(0, 0)
     text_column: str = "text"
     label_column: str = "label"
-
-    def __post_init__(self):
-        choices = {"cell": tuple(CELLS), "merge_mode": MERGE_MODES, "pooling": POOLINGS}
-        for name, accepted in choices.items():
-            if getattr(self, name) not in accepted:
-                raise ValueError(
-                    f"Unknown model.{name} {getattr(self, name)!r}; accepted: "
-                    f"{', '.join(accepted)}."
-                )
-        for name in ("vocab_size", "embedding_dim", "units", "num_layers", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received {getattr(self, name)}.")
-        if self.num_examples < 10:
-            raise ValueError(f"model.num_examples must be at least 10; received {self.num_examples}.")
-        if self.max_examples < 0:
-            raise ValueError(f"model.max_examples must be >= 0; received {self.max_examples}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); received {self.dropout}.")
 
 
 def _split_file(path, config, seed):
@@ -118,13 +101,8 @@ class SentimentTask(Task):
     name = "sentiment"
     Config = SentimentConfig
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else SentimentConfig(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.splits = None
-        self.class_names = None
-        self.vocabulary = None
-        self._predictor = (None, None)
+    # The compiled predictor of the last model `predict_probabilities` saw, as (model, function).
+    _predictor = (None, None)
 
     def _load_splits(self):
         source = parse_source(self.data)
@@ -145,36 +123,21 @@ class SentimentTask(Task):
 
     def prepare(self):
         self.splits, class_names = self._load_splits()
-        assets = self.assets_dir
-        if assets is not None and (assets / VOCABULARY_FILE).is_file():
-            self.vocabulary = (assets / VOCABULARY_FILE).read_text(encoding="utf-8").split("\n")
-            self.class_names = json.loads((assets / CLASS_NAMES_FILE).read_text())
-            if self.class_names != list(class_names):
-                raise ValueError(
-                    f"The run's saved class names {self.class_names} differ from those of data "
-                    f"{self.data!r} ({list(class_names)}); use a new run directory."
-                )
-            return
-        self.class_names = list(class_names)
-        self.vocabulary = WordTokenizer.build_vocabulary(self.splits["train"][0],
-                                                         self.config.vocab_size)
-        if assets is not None:
-            assets.mkdir(parents=True, exist_ok=True)
-            (assets / VOCABULARY_FILE).write_text("\n".join(self.vocabulary), encoding="utf-8")
-            (assets / CLASS_NAMES_FILE).write_text(json.dumps(self.class_names))
-
-    def _require_prepared(self):
-        if self.vocabulary is None:
-            raise ValueError("SentimentTask.prepare() must be called first.")
+        self.class_names = self.cached_vocabulary(CLASS_NAMES_FILE, lambda: list(class_names))
+        if self.class_names != list(class_names):
+            raise ValueError(
+                f"The run's saved class names {self.class_names} differ from those of data "
+                f"{self.data!r} ({list(class_names)}); use a new run directory."
+            )
+        self.vocabulary = self.cached_vocabulary(VOCABULARY_FILE, lambda: (
+            WordTokenizer.build_vocabulary(self.splits["train"][0], self.config.vocab_size)))
 
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         texts, labels = self.splits["train"]
         dataset = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), labels))
         return self.shuffled_batches(dataset, len(texts), global_batch_size, input_context)
 
     def build_model(self):
-        self._require_prepared()
         c = self.config
         return SentimentClassifier(
             self.vocabulary, class_names=self.class_names, embedding_dim=c.embedding_dim,
@@ -203,7 +166,6 @@ class SentimentTask(Task):
         return np.concatenate(outputs, axis=0)
 
     def evaluate(self, model):
-        self._require_prepared()
         metrics = {}
         for split, prefix in (("validation", ""), ("test", "test_")):
             texts, labels = self.splits[split]

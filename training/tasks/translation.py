@@ -9,11 +9,13 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, one_of, rate
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.data.translation_pairs import load_pairs
 from seqzoo.training.tasks.base import Task
 from seqzoo.zoo.layers.attention_decoder import ATTENTIONS
-from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES
+from seqzoo.zoo.layers.bidirectional_encoder import MERGE_MODES
+from seqzoo.zoo.layers.recurrent_cells import CELLS
 from seqzoo.zoo.layers.state_bridge import MODES as BRIDGES
 from seqzoo.zoo.models.translation.seq2seq_translator import Seq2SeqTranslator
 from seqzoo.zoo.models.translation.translation_serving_module import TranslationServingModule
@@ -31,7 +33,7 @@ EVAL_BATCH_SIZE = 256
 
 
 @dataclasses.dataclass
-class TranslationConfig:
+class TranslationConfig(CheckedConfig):
     """Model, tokenizer, data and decoding settings of the translation task.
 
     Args:
@@ -60,53 +62,33 @@ class TranslationConfig:
         eval_beam: also report beam-search metrics in `evaluate`.
     """
 
-    tokenizer: str = "auto"
+    tokenizer: str = one_of(("auto",) + LEVELS, "auto")
     lowercase: bool = False
-    max_source_length: int = 64
-    max_target_length: int = 64
-    vocab_size: int = 8000
-    min_count: int = 1
-    embedding_dim: int = 128
-    units: int = 64
-    encoder_cell: str = "lstm"
-    encoder_layers: int = 1
-    merge_mode: str = "concat"
-    decoder_units: int = 0
-    decoder_cell: str = "lstm"
-    decoder_layers: int = 1
-    attention: str = "bahdanau"
-    bridge: str = "dense"
-    dropout: float = 0.0
-    beam_width: int = 4
-    length_penalty: float = 0.0
-    num_train: int = 50000
-    num_validation: int = 1000
-    max_examples: int = 0
-    eval_examples: int = 1000
+    max_source_length: int = at_least(1, 64)
+    max_target_length: int = at_least(1, 64)
+    vocab_size: int = at_least(1, 8000)
+    min_count: int = at_least(1, 1)
+    embedding_dim: int = at_least(1, 128)
+    units: int = at_least(1, 64)
+    encoder_cell: str = one_of(CELLS, "lstm")
+    encoder_layers: int = at_least(1, 1)
+    merge_mode: str = one_of(MERGE_MODES, "concat")
+    decoder_units: int = at_least(0, 0)
+    decoder_cell: str = one_of(CELLS, "lstm")
+    decoder_layers: int = at_least(1, 1)
+    attention: str = one_of(ATTENTIONS, "bahdanau")
+    bridge: str = one_of(BRIDGES, "dense")
+    dropout: float = rate(0.0)
+    beam_width: int = at_least(1, 4)
+    length_penalty: float = at_least(0.0, 0.0)
+    num_train: int = at_least(1, 50000)
+    num_validation: int = at_least(1, 1000)
+    max_examples: int = at_least(0, 0)
+    eval_examples: int = at_least(0, 1000)
     eval_beam: bool = True
 
     def __post_init__(self):
-        choices = {"tokenizer": ("auto",) + LEVELS, "encoder_cell": tuple(CELLS),
-                   "decoder_cell": tuple(CELLS), "merge_mode": MERGE_MODES,
-                   "attention": ATTENTIONS, "bridge": BRIDGES}
-        for name, accepted in choices.items():
-            if getattr(self, name) not in accepted:
-                raise ValueError(
-                    f"Unknown model.{name} {getattr(self, name)!r}; accepted: "
-                    f"{', '.join(accepted)}."
-                )
-        for name in ("max_source_length", "max_target_length", "vocab_size", "min_count",
-                     "embedding_dim", "units", "encoder_layers", "decoder_layers", "beam_width",
-                     "num_train", "num_validation"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"model.{name} must be at least 1; received {getattr(self, name)}."
-                )
-        for name in ("decoder_units", "max_examples", "eval_examples", "length_penalty"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"model.{name} must be >= 0; received {getattr(self, name)}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); received {self.dropout}.")
+        super().__post_init__()
         if self.attention == "luong_dot" and self.decoder_units not in (0, self._encoder_dim):
             raise ValueError(
                 "model.attention=luong_dot needs model.decoder_units equal to the encoder output "
@@ -137,14 +119,8 @@ class TranslationTask(Task):
     name = "translation"
     Config = TranslationConfig
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else TranslationConfig(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.train_pairs = None
-        self.validation_pairs = None
-        self.source_tokenizer = None
-        self.target_tokenizer = None
-        self._module = (None, None)
+    # The export module of the last model `translate` saw, as (model, module).
+    _module = (None, None)
 
     @property
     def level(self) -> str:
@@ -154,17 +130,10 @@ class TranslationTask(Task):
         return "char" if parse_source(self.data).kind == "builtin" else "word"
 
     def _vocabulary(self, texts, filename):
-        assets = self.assets_dir
-        if assets is not None and (assets / filename).is_file():
-            return (assets / filename).read_text(encoding="utf-8").split("\n")
-        vocabulary = TranslationTokenizer.build_vocabulary(
+        return self.cached_vocabulary(filename, lambda: TranslationTokenizer.build_vocabulary(
             texts, level=self.level, lowercase=self.config.lowercase,
             max_size=self.config.vocab_size, min_count=self.config.min_count,
-        )
-        if assets is not None:
-            assets.mkdir(parents=True, exist_ok=True)
-            (assets / filename).write_text("\n".join(vocabulary), encoding="utf-8")
-        return vocabulary
+        ))
 
     def prepare(self):
         c = self.config
@@ -181,10 +150,6 @@ class TranslationTask(Task):
             self._vocabulary(targets, TARGET_VOCABULARY_FILE), max_length=c.max_target_length,
             add_end=True, name="target_tokenizer", **common)
 
-    def _require_prepared(self):
-        if self.source_tokenizer is None:
-            raise ValueError("TranslationTask.prepare() must be called first.")
-
     def encode_batch(self, sources, targets):
         """Token ids of a batch of string tensors: `{"source", "target_in", "target_out"}`."""
         target_out = self.target_tokenizer(targets)
@@ -196,7 +161,6 @@ class TranslationTask(Task):
         }
 
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         sources, targets = (list(side) for side in zip(*self.train_pairs))
         dataset = tf.data.Dataset.from_tensor_slices((sources, targets))
         dataset = self.shuffled_batches(dataset, len(sources), global_batch_size, input_context)
@@ -204,7 +168,6 @@ class TranslationTask(Task):
             tf.data.AUTOTUNE)
 
     def build_model(self):
-        self._require_prepared()
         c = self.config
         model = Seq2SeqTranslator(
             self.source_tokenizer.vocabulary_size, self.target_tokenizer.vocabulary_size,
@@ -235,7 +198,6 @@ class TranslationTask(Task):
         }
 
     def export_module(self, model):
-        self._require_prepared()
         c = self.config
         return TranslationServingModule(
             model, self.source_tokenizer, self.target_tokenizer, beam_width=c.beam_width,
@@ -275,7 +237,6 @@ class TranslationTask(Task):
         return {"exact_match": exact, "bleu": float(bleu.score)}
 
     def evaluate(self, model):
-        self._require_prepared()
         pairs = self.validation_pairs
         if self.config.eval_examples:
             pairs = pairs[: self.config.eval_examples]
@@ -287,5 +248,4 @@ class TranslationTask(Task):
         return metrics
 
     def warmup_inputs(self):
-        self._require_prepared()
         return {"text": [source for source, _ in self.validation_pairs[:3]]}

@@ -9,8 +9,9 @@ from keras import ops
 from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
 from seqzoo.zoo.layers.bahdanau_attention import BahdanauAttention
 from seqzoo.zoo.layers.luong_attention import LuongAttention
+from seqzoo.zoo.layers.recurrent_cells import CELLS, states_per_cell
 
-CELLS = {"lstm": (keras.layers.LSTMCell, 2), "gru": (keras.layers.GRUCell, 1)}
+_CELL_CLASSES = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
 ATTENTIONS = ("bahdanau", "luong_general", "luong_dot", "none")
 
 
@@ -83,12 +84,12 @@ class AttentionDecoder(keras.layers.Layer):
         self.attention = attention
         self.dropout = dropout
 
-        cell_class, self.states_per_layer = CELLS[cell]
+        self.states_per_layer = states_per_cell(cell)
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                                 dtype=self.dtype_policy, name="embedding")
         # One attribute per cell: tf.train.Checkpoint does not track layers kept in a list.
         for index in range(num_layers):
-            setattr(self, f"cell_{index}", cell_class(units, dtype=self.dtype_policy,
+            setattr(self, f"cell_{index}", _CELL_CLASSES[cell](units, dtype=self.dtype_policy,
                                                       name=f"cell_{index}"))
         self.attention_layer = None
         if attention == "bahdanau":

@@ -9,8 +9,9 @@ from keras import ops
 
 from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
 from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
+from seqzoo.zoo.layers.recurrent_cells import CELLS, states_per_cell
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+_LAYER_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
 
@@ -77,7 +78,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         # One attribute per sublayer: tf.train.Checkpoint does not track layers kept in a list.
         for index in range(num_layers):
             for go_backwards, direction in ((False, "fwd"), (True, "bwd")):
-                setattr(self, f"l{index}_{direction}", CELLS[cell](
+                setattr(self, f"l{index}_{direction}", _LAYER_CLASSES[cell](
                     units,
                     return_sequences=True,
                     return_state=True,
@@ -100,7 +101,7 @@ class BidirectionalEncoder(keras.layers.Layer):
     @property
     def states_per_direction(self):
         """Number of state tensors each direction returns: 2 for LSTM (h, c), 1 for GRU (h)."""
-        return 2 if self.cell == "lstm" else 1
+        return states_per_cell(self.cell)
 
     @property
     def output_dim(self):

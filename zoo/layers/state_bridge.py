@@ -6,8 +6,8 @@ import keras
 from keras import ops
 
 from seqzoo.zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo.layers.recurrent_cells import CELLS, states_per_cell
 
-CELLS = {"lstm": 2, "gru": 1}
 MODES = ("dense", "learned", "zeros")
 
 
@@ -54,7 +54,7 @@ class StateBridge(keras.layers.Layer):
         self.cell = cell
         self.num_layers = num_layers
         self.mode = mode
-        self.num_states = num_layers * CELLS[cell]
+        self.num_states = num_layers * states_per_cell(cell)
         # One projection to every state at once, split afterwards.
         self.projection = None
         if mode == "dense":
