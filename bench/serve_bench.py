@@ -38,10 +38,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def sentiment_model(workdir: pathlib.Path, steps: int, examples: int) -> pathlib.Path:
     """Trains a short sentiment run and exports it; returns the model's base directory."""
     from seqzoo.serving.export import export_run
-    from seqzoo.training import loop
+    from seqzoo.training import loop, run_directory
 
     run_dir = workdir / "run"
-    config = loop.configure("sentiment", run_dir, overrides=[
+    config = run_directory.configure("sentiment", run_dir, overrides=[
         f"train.steps={steps}", "train.batch_size=32", f"model.num_examples={examples}",
         "train.strategy=one_device"])
     loop.train(config, run_dir, progress=False)

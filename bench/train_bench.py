@@ -16,8 +16,10 @@ import time
 import keras
 import tensorflow as tf
 
-from seqzoo.training import loop
+from seqzoo.training import config as run_config
+from seqzoo.training import train_step
 from seqzoo.training.strategy import make_strategy
+from seqzoo.training.tasks import build_task
 
 QUICK_OVERRIDES = {
     "sentiment": ["model.num_examples=200", "model.vocab_size=100", "model.units=8",
@@ -65,13 +67,13 @@ def _time_custom_loop(task, cfg, total):
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
         model = task.build_model()
-        optimizer = loop.make_optimizer(cfg.train)
+        optimizer = train_step.make_optimizer(cfg.train)
         optimizer.build(model.trainable_variables)
     dataset = strategy.distribute_datasets_from_function(
         lambda context: task.train_dataset(cfg.train.batch_size, context)
     )
     iterator = iter(dataset)
-    step = loop.make_train_step(strategy, task, model, optimizer, cfg.train)
+    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
     times = []
     for _ in range(total):
         loss, _ = step(iterator)
@@ -84,7 +86,7 @@ def _time_fit(task, cfg, total):
     keras.utils.set_random_seed(cfg.train.seed)
     model = task.build_model()
     adapter = _FitAdapter(task, model)
-    optimizer = loop.make_optimizer(cfg.train)
+    optimizer = train_step.make_optimizer(cfg.train)
     if cfg.train.clip_norm:
         optimizer.global_clipnorm = cfg.train.clip_norm
     adapter.compile(optimizer=optimizer)
@@ -109,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         args.steps, args.warmup, args.batch_size, args.rounds = 5, 2, 8, 1
         overrides = QUICK_OVERRIDES.get(args.task, []) + overrides
     overrides += [f"train.batch_size={args.batch_size}", "train.strategy=one_device"]
-    cfg = loop.configure(args.task, overrides=overrides)
-    task = loop.build_task(cfg)
+    cfg = run_config.resolve(args.task, overrides=overrides)
+    task = build_task(cfg)
     task.prepare()
 
     total = args.warmup + args.steps

@@ -29,13 +29,13 @@ LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
 
 def _train(run_dir, data, steps, extra):
-    from seqzoo.training import loop
+    from seqzoo.training import loop, run_directory
 
     overrides = [f"data={data}", f"train.steps={steps}", "train.learning_rate=0.004",
                  "train.checkpoint_every=100000", "model.embedding_dim=32",
                  "model.num_train=20000", "model.num_validation=200", "model.eval_beam=false",
                  *extra]
-    config = loop.configure("translation", run_dir, overrides=overrides)
+    config = run_directory.configure("translation", run_dir, overrides=overrides)
     return loop.train(config, run_dir, progress=False)
 
 
@@ -93,13 +93,13 @@ def _char_accuracy(hypothesis, reference):
 
 
 def attention_table(root, steps, quick):
-    from seqzoo.training import loop
+    from seqzoo.training import run_directory
 
     results = {}
     for attention in ("bahdanau", "none"):
         run_dir = root / f"long_{attention}"
         metrics = _train(run_dir, "builtin:long", steps, [f"model.attention={attention}"])
-        task, model = loop.restore(run_dir)
+        task, model = run_directory.restore(run_dir)
         sources, references = zip(*task.validation_pairs)
         hypotheses = task.translate(model, list(sources), "greedy")
         by_bucket = []

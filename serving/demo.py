@@ -72,8 +72,8 @@ def run_demo(
     """
     from seqzoo.serving.client import Client
     from seqzoo.serving.server import ModelServer
-    from seqzoo.training import config as run_config
     from seqzoo.training.loop import train
+    from seqzoo.training.run_directory import configure
 
     run_dir, models_dir = pathlib.Path(run_dir), pathlib.Path(models_dir)
     if retrain and run_dir.exists():
@@ -81,7 +81,7 @@ def run_demo(
 
     step = _trained_step(run_dir)
     if step is None:
-        cfg = run_config.resolve("sentiment", overrides=overrides)
+        cfg = configure("sentiment", run_dir, overrides=overrides)
         out(f"Training the sentiment model for {cfg.train.steps} steps into {run_dir} ...")
         started = time.perf_counter()
         train(cfg, run_dir)

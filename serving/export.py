@@ -155,7 +155,7 @@ def export_model(task, model, models_dir: str | pathlib.Path, name: str,
 def export_run(run_dir: str | pathlib.Path, models_dir: str | pathlib.Path,
                name: str | None = None, version: int | None = None) -> pathlib.Path:
     """Restores the latest checkpoint of a run and exports it (name defaults to the task's)."""
-    from seqzoo.training import loop
+    from seqzoo.training import run_directory
 
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     return export_model(task, model, models_dir, name or task.name, version)

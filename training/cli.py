@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from seqzoo.training.config import STRATEGIES
 
@@ -14,7 +13,10 @@ def register(subparsers) -> None:
         "train",
         help="train a task's model (resumes when the run directory has checkpoints)",
         description="Train TASK with the custom distributed loop. Settings come from defaults, "
-        "then RUN_DIR/config.yaml when resuming, then --config, then --set, then the flags.",
+        "then RUN_DIR/config.yaml when resuming, then --config, then --set, then the flags. "
+        "A run directory with checkpoints is resumed with its own settings; only the number of "
+        "steps, the strategy and how often to log, evaluate and checkpoint may change "
+        "(--fresh starts over).",
     )
     parser.add_argument("task", metavar="TASK", help="task name, e.g. sentiment or translation")
     parser.add_argument("--data", help="builtin[:NAME], tfds:NAME or file:PATH (default builtin)")
@@ -25,22 +27,25 @@ def register(subparsers) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
                         default=[], help="override a setting, e.g. --set model.units=64")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete the run the run directory holds and start over")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress lines (the summary at the end stays)")
     parser.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seqzoo.training import loop
+    from seqzoo.training import loop, run_directory
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,
              "train.batch_size": args.batch_size}
     overrides = args.overrides + [f"{key}={value}" for key, value in flags.items()
                                   if value is not None]
     run_dir = args.run_dir or f"runs/{args.task}"
-    config = loop.configure(args.task, run_dir, config_file=args.config, overrides=overrides)
+    config = run_directory.configure(args.task, run_dir, config_file=args.config,
+                                     overrides=overrides, fresh=args.fresh)
     try:
-        metrics = loop.train(config, run_dir, progress=not args.no_progress)
+        loop.train(config, run_dir, progress=not args.no_progress, fresh=args.fresh)
     except KeyboardInterrupt:
         return 130
-    print(json.dumps(metrics, sort_keys=True))
     return 0

@@ -129,3 +129,18 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
     if resolver is None or resolver.task_type is None:
         return "local"
     return f"{resolver.task_type}{resolver.task_id}"
+
+
+def check_workers_agree(strategy: tf.distribute.Strategy, restored_step: int) -> None:
+    """Fails fast, instead of hanging in a collective, when workers resume at different steps."""
+    if getattr(strategy, "cluster_resolver", None) is None:
+        return
+    # All equal exactly when n * sum(x^2) == sum(x)^2 (the variance is zero).
+    moments = strategy.run(lambda: tf.constant([restored_step, restored_step**2], tf.int64))
+    total, total_square = strategy.reduce(tf.distribute.ReduceOp.SUM, moments, axis=None).numpy()
+    if strategy.num_replicas_in_sync * int(total_square) != int(total) ** 2:
+        raise ValueError(
+            f"The workers restored different steps (this one: {restored_step}). Every worker "
+            "resumes from the chief's checkpoints, so --run-dir must be on storage that all "
+            "workers share."
+        )

@@ -42,9 +42,9 @@ def compute_attention(run_or_model, text: str) -> dict:
                              f"(it has {sorted(loaded.signatures)}); is it a translation model?")
         outputs = loaded.signatures["attention"](text=batch)
     elif (path / "config.yaml").is_file():
-        from seqzoo.training import loop
+        from seqzoo.training import run_directory
 
-        task, model = loop.restore(path)
+        task, model = run_directory.restore(path)
         if task.name != "translation":
             raise ValueError(f"{str(path)!r} holds a {task.name!r} run, not a translation run.")
         outputs = task.export_module(model).attention(batch)

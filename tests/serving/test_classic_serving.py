@@ -8,7 +8,7 @@ from seqzoo.serving.client import Client
 from seqzoo.serving.export import export_run
 from seqzoo.serving.server import ModelServer
 from seqzoo.serving.serving_error import ServingError
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,11 @@ def served(tmp_path_factory):
     restored = {}
     for name, (task, overrides) in runs.items():
         run_dir = root / "runs" / name
-        config = loop.configure(task, run_dir, overrides=[
+        config = run_directory.configure(task, run_dir, overrides=[
             "train.steps=2", "train.batch_size=8", "train.strategy=one_device", *overrides])
         loop.train(config, run_dir, progress=False)
         export_run(run_dir, root / "models", name)
-        restored[name] = loop.restore(run_dir)
+        restored[name] = run_directory.restore(run_dir)
     server = ModelServer(root / "models", rest_port=0, grpc_port=0, poll_seconds=0)
     server.start()
     yield Client(rest_port=server.rest_port, grpc_port=server.grpc_port), restored

@@ -105,12 +105,11 @@ def test_model_config_lists_every_model_at_the_container_path(tmp_path, task_and
 
 
 def test_seqzoo_export_of_a_trained_run(tmp_path, monkeypatch, capsys):
-    from seqzoo.training import tasks
-    from seqzoo.training import loop
+    from seqzoo.training import loop, run_directory, tasks
 
     monkeypatch.setitem(tasks.TASKS, "serving_toy", "serving_toy_task:ServingToyTask")
     run_dir = tmp_path / "run"
-    config = loop.configure("serving_toy", run_dir,
+    config = run_directory.configure("serving_toy", run_dir,
                             overrides=["train.steps=200", "train.batch_size=32",
                                        "train.learning_rate=0.05", "train.strategy=one_device"])
     metrics = loop.train(config, run_dir, progress=False)
@@ -119,7 +118,7 @@ def test_seqzoo_export_of_a_trained_run(tmp_path, monkeypatch, capsys):
     assert seqzoo(["export", str(run_dir), "--models-dir", str(models)]) == 0
     assert seqzoo(["export", str(run_dir), "--models-dir", str(models), "--version", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
-    _, model = loop.restore(run_dir)
+    _, model = run_directory.restore(run_dir)
     _, probabilities, _ = in_process(model, X)
     loaded = tf.saved_model.load(str(models / "serving_toy" / "1"))
     np.testing.assert_allclose(loaded.signatures["serving_default"](x=tf.constant(X))["probabilities"],

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from seqzoo.serving.export import export_run
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.data import classic_builtin
 from seqzoo.training.tasks import get_task_class
 
@@ -13,7 +13,7 @@ from seqzoo.training.tasks import get_task_class
 def train(task, run_dir, *overrides, steps=5, batch_size=16):
     # one_device: two in-process MirroredStrategy runs whose models differ in size currently
     # collide on TF's collective instance keys ("Shape mismatch in the collective instance").
-    config = loop.configure(task, run_dir, overrides=[
+    config = run_directory.configure(task, run_dir, overrides=[
         f"train.steps={steps}", f"train.batch_size={batch_size}", "train.strategy=one_device",
         "train.checkpoint_every=1000", *overrides])
     return loop.train(config, run_dir, progress=False)
@@ -28,7 +28,7 @@ def test_ar_least_squares_recovers_the_var2_and_exports_forecasts(tmp_path):
     assert metrics["mse"] < 0.27 and metrics["mse"] < 0.8 * metrics["persistence_mse"]
 
     path = export_run(run_dir, tmp_path / "models")
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     history = task.validation_series[None, :7].astype("float32")
     served = tf.saved_model.load(str(path)).signatures["serving_default"](
         observations=tf.constant(history))["forecasts"].numpy()
@@ -57,7 +57,7 @@ def test_lds_em_start_reaches_the_true_likelihood_and_exports_smoothed_states(tm
     assert metrics["nll_per_step"] < metrics["true_nll_per_step"] + 0.02, metrics
 
     path = export_run(run_dir, tmp_path / "models")
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     observations = task.validation_observations[:2].astype("float32")  # NaN where missing
     loaded = tf.saved_model.load(str(path))
     served = loaded.signatures["serving_default"](observations=tf.constant(observations))
@@ -106,4 +106,4 @@ def test_file_data_and_bad_sources(tmp_path):
     with pytest.raises(ValueError, match="reads builtin"):
         get_task_class("lds")(data="tfds:mnist").prepare()
     with pytest.raises(ValueError, match="model.fit"):
-        loop.configure("ar", None, overrides=["model.fit=magic"])
+        run_directory.configure("ar", None, overrides=["model.fit=magic"])

@@ -13,7 +13,7 @@ import yaml
 
 import toy_task
 from seqzoo.training import config as run_config
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.strategy import is_chief, make_strategy
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_mirrored_runs_of_different_models_in_one_process(tmp_path):
     assert make_strategy("mirrored") is make_strategy("mirrored")
     for task, extra in (("ar", "model.fit=gradient"), ("delay_tap", "model.hidden_units=[4]")):
         run_dir = tmp_path / task
-        cfg = loop.configure(task, run_dir, overrides=[
+        cfg = run_directory.configure(task, run_dir, overrides=[
             "train.steps=3", "train.batch_size=8", "train.strategy=mirrored", extra])
         metrics = loop.train(cfg, run_dir, progress=False)
         assert np.isfinite(metrics["mse"])

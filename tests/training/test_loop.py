@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import toy_task
 from seqzoo.training import config as run_config
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory, train_step
 from seqzoo.training.strategy import make_strategy
 
 
@@ -24,7 +24,7 @@ def _toy(monkeypatch):
 def _config(tmp_path=None, **train):
     train.setdefault("strategy", "one_device")
     overrides = [f"train.{key}={value}" for key, value in train.items()]
-    return loop.configure("toy", tmp_path, overrides=overrides)
+    return run_directory.configure("toy", tmp_path, overrides=overrides)
 
 
 def _one_step(strategy_name, cfg, weights):
@@ -34,13 +34,13 @@ def _one_step(strategy_name, cfg, weights):
     task.prepare()
     with strategy.scope():
         model = task.build_model()
-        optimizer = loop.make_optimizer(cfg.train)
+        optimizer = train_step.make_optimizer(cfg.train)
         optimizer.build(model.trainable_variables)
     model.set_weights(weights)
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: task.train_dataset(cfg.train.batch_size, ctx)
     )
-    step = loop.make_train_step(strategy, task, model, optimizer, cfg.train)
+    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
     loss, metrics = step(iter(dataset))
     return float(loss), {k: float(v) for k, v in metrics.items()}, model.get_weights(), strategy
 
@@ -97,7 +97,7 @@ def test_train_learns_logs_and_restores(tmp_path):
     assert run_config.load(run_dir).model.weights_file == str(weights_file)
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-150")
 
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     trained = np.load(weights_file)
     for got, want in zip(model.get_weights(), [trained[k] for k in trained.files]):
         np.testing.assert_array_equal(got, want)
@@ -123,7 +123,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
     assert not (tmp_path / "metrics.json").exists()
-    _, model = loop.restore(tmp_path)
+    _, model = run_directory.restore(tmp_path)
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
@@ -135,16 +135,16 @@ def test_batch_size_must_split_evenly_across_replicas(tmp_path):
 
 def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a run directory"):
-        loop.restore(tmp_path)
+        run_directory.restore(tmp_path)
     run_config.save(_config(), tmp_path)
     with pytest.raises(ValueError, match="has no checkpoint; train it first"):
-        loop.restore(tmp_path)
+        run_directory.restore(tmp_path)
 
 
 def test_mirrored_run_resumes_on_one_device(tmp_path, capsys):
     loop.train(_config(tmp_path, strategy="mirrored", steps=4, batch_size=4), tmp_path,
                progress=False)
-    cfg = loop.configure(None, tmp_path, overrides=["train.steps=6", "train.strategy=one_device"])
+    cfg = run_directory.configure(None, tmp_path, overrides=["train.steps=6", "train.strategy=one_device"])
     loop.train(cfg, tmp_path, progress=False)
     assert "Resuming from step 4 " in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
@@ -179,11 +179,11 @@ def test_sparse_gradients_of_replicas_with_different_lengths():
     task.prepare()
     with strategy.scope():
         model = task.build_model()
-        optimizer = loop.make_optimizer(cfg.train)
+        optimizer = train_step.make_optimizer(cfg.train)
         optimizer.build(model.trainable_variables)
     before = model.get_weights()[0].copy()
     dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(8, ctx))
-    step = loop.make_train_step(strategy, task, model, optimizer, cfg.train)
+    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
     iterator = iter(dataset)
     losses = [float(step(iterator)[0]) for _ in range(3)]
     assert all(np.isfinite(losses))

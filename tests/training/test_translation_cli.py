@@ -6,7 +6,7 @@ import pytest
 
 from seqzoo.serving.cli import main
 from seqzoo.serving.export import export_run
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.translation_cli import compute_attention
 from seqzoo.zoo.models.translation.attention_plot import plot_attention
 
@@ -16,7 +16,7 @@ SENTENCE = "Mar 3 2021"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("attention") / "run"
-    config = loop.configure("translation", run_dir, overrides=[
+    config = run_directory.configure("translation", run_dir, overrides=[
         "data=builtin:dates", "train.steps=2", "train.batch_size=8", "model.units=8",
         "model.embedding_dim=8", "model.num_train=200", "model.num_validation=4",
         "model.eval_beam=false", "model.max_target_length=10", "model.beam_width=2",

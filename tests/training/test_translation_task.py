@@ -9,13 +9,13 @@ import sacrebleu
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.tasks.translation import TranslationConfig, TranslationTask
 
 
 def test_dates_reach_stated_exact_match_and_beam_is_not_worse(tmp_path):
     # The default run (1000 steps) reaches >= 98%; this shortened one must reach 80%.
-    config = loop.configure("translation", tmp_path, overrides=[
+    config = run_directory.configure("translation", tmp_path, overrides=[
         "data=builtin:dates", "train.steps=300", "train.learning_rate=0.004",
         "train.checkpoint_every=1000", "model.embedding_dim=32", "model.num_train=20000",
         "model.num_validation=300",
@@ -26,7 +26,7 @@ def test_dates_reach_stated_exact_match_and_beam_is_not_worse(tmp_path):
     assert metrics["beam_exact_match"] >= metrics["exact_match"] - 1 / 300, metrics
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
     # The checkpoint holds every weight: the restored model translates exactly as well.
-    task, model = loop.restore(tmp_path)
+    task, model = run_directory.restore(tmp_path)
     assert task.evaluate(model) == pytest.approx(metrics)
 
 
@@ -35,11 +35,11 @@ def test_mirrored_run_resumes_with_the_saved_vocabularies(tmp_path):
                  "train.checkpoint_every=3", "model.units=8", "model.embedding_dim=8",
                  "model.num_train=200", "model.num_validation=8", "model.eval_beam=false",
                  "model.max_target_length=8"]
-    first = loop.configure("translation", tmp_path, overrides=overrides + ["train.steps=3"])
+    first = run_directory.configure("translation", tmp_path, overrides=overrides + ["train.steps=3"])
     loop.train(first, tmp_path, progress=False)
     vocabulary = (tmp_path / "assets" / "source_vocabulary.txt").read_text()
     assert sorted(vocabulary.split("\n")) == sorted("abcdefghijklmnop")
-    second = loop.configure("translation", tmp_path, overrides=["train.steps=6"])
+    second = run_directory.configure("translation", tmp_path, overrides=["train.steps=6"])
     assert second.data == "builtin:long" and second.model.units == 8
     loop.train(second, tmp_path, progress=False)
     checkpoint = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))

@@ -29,3 +29,11 @@ def get_task_class(name: str):
         raise ValueError(f"Unknown task {name!r}; accepted: {', '.join(task_names())}.")
     module_name, class_name = TASKS[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_task(config, run_dir=None):
+    """The (unprepared) task instance a `RunConfig` describes, keeping its assets under
+    `run_dir`."""
+    return get_task_class(config.task)(
+        config.model, data=config.data, run_dir=run_dir, seed=config.train.seed
+    )

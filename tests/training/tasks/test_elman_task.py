@@ -7,7 +7,7 @@ import pytest
 from seqzoo.serving.client import Client
 from seqzoo.serving.export import export_run
 from seqzoo.serving.server import ModelServer
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.tasks.elman import ElmanConfig, ElmanTask
 from seqzoo.zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
 
@@ -24,7 +24,7 @@ REQUIRED_ERROR_RATIO = 0.3
 def trained(tmp_path_factory):
     keras.utils.set_random_seed(0)
     run_dir = tmp_path_factory.mktemp("elman_run")
-    config = loop.configure("elman", run_dir, overrides=OVERRIDES)
+    config = run_directory.configure("elman", run_dir, overrides=OVERRIDES)
     return run_dir, loop.train(config, run_dir, progress=False)
 
 
@@ -36,7 +36,7 @@ def test_learns_the_adding_problem(trained):
 def test_export_serves_the_same_sums_over_rest_and_grpc(trained, tmp_path):
     run_dir, _ = trained
     export_run(run_dir, tmp_path / "models", "elman")
-    _, model = loop.restore(run_dir)
+    _, model = run_directory.restore(run_dir)
     x, y = adding_problem(200, 10, seed=123)
     expected = model(x).numpy()[:, 0]
     assert np.mean((expected - y[:, 0]) ** 2) < REQUIRED_ERROR_RATIO * ADDING_BASELINE_MSE

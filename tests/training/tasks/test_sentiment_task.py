@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from seqzoo.serving.export import export_model
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.tasks.sentiment import SentimentConfig, SentimentTask
 from seqzoo.zoo.models.sentiment import MaskedGlobalPooling1D, WordTokenizer
 
@@ -25,7 +25,7 @@ REQUIRED_ACCURACY = 0.95
 def trained(tmp_path_factory):
     keras.utils.set_random_seed(0)
     run_dir = tmp_path_factory.mktemp("sentiment_run")
-    config = loop.configure("sentiment", run_dir, overrides=LEARNING_OVERRIDES)
+    config = run_directory.configure("sentiment", run_dir, overrides=LEARNING_OVERRIDES)
     metrics = loop.train(config, run_dir, progress=False)
     return run_dir, metrics
 
@@ -64,7 +64,7 @@ def test_learns_word_order_that_a_bag_of_words_misses(trained):
     assert metrics["test_accuracy"] >= REQUIRED_ACCURACY, metrics
     assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
 
-    task, _ = loop.restore(run_dir)
+    task, _ = run_directory.restore(run_dir)
     bow_test, bow_train = _bag_of_words_accuracy(task)
     # The baseline is not undertrained: it stays far from the recurrent model on its own
     # training data too.
@@ -74,7 +74,7 @@ def test_learns_word_order_that_a_bag_of_words_misses(trained):
 
 def test_restore_and_export_classify_negation_and_contrast(trained, tmp_path):
     run_dir, metrics = trained
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     assert task.evaluate(model) == pytest.approx(metrics, abs=1e-6)
 
     path = export_model(task, model, tmp_path / "models", "sentiment")
@@ -125,7 +125,7 @@ def test_file_source_labels_by_name_and_splits(tmp_path):
 ])
 def test_bad_config_is_rejected_with_accepted_values(override, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        loop.configure("sentiment", tmp_path, overrides=[override])
+        run_directory.configure("sentiment", tmp_path, overrides=[override])
 
 
 def test_unknown_builtin_name_lists_accepted(tmp_path):

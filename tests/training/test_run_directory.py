@@ -1,0 +1,133 @@
+"""Run directories: a failed first run pins nothing, a resumed run refuses other settings and says
+how to start over (`--fresh`), and interrupts at step 0 or in the final evaluation say what happened."""
+
+import io
+
+import pytest
+import yaml
+
+import toy_task
+from seqzoo.serving import cli
+from seqzoo.training import loop, run_directory
+from seqzoo.training.progress_display import ProgressDisplay
+from seqzoo.training.run_directory import RunDirectory
+
+
+@pytest.fixture(autouse=True)
+def _toy(monkeypatch):
+    from seqzoo.training import tasks
+
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("seqzoo.training.cli",))
+
+
+def _train(run_dir, *args):
+    return cli.main(["train", "toy", "--run-dir", str(run_dir), "--strategy", "one_device",
+                     "--batch-size", "8", "--no-progress", *args])
+
+
+def _saved(run_dir):
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def test_failed_first_run_does_not_pin_its_settings(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    # NaN targets from the first batch on: the run fails before its first checkpoint.
+    assert _train(run_dir, "--steps", "5", "--set", "model.nan_after_batches=0",
+                  "--set", "model.noise=0.5") == 2
+    assert "loss became nan at step 1" in capsys.readouterr().err
+    assert _saved(run_dir)["model"]["noise"] == 0.5
+    (run_dir / "assets").mkdir()
+    (run_dir / "assets" / "vocabulary.txt").write_text("stale")
+
+    assert _train(run_dir, "--steps", "3") == 0
+    out = capsys.readouterr().out
+    assert "Resuming" not in out
+    assert (_saved(run_dir)["model"]["noise"], _saved(run_dir)["model"]["nan_after_batches"]) == (
+        0.1, -1)
+    assert not (run_dir / "assets").exists()  # the failed run's assets went with it
+    assert RunDirectory(run_dir).latest_checkpoint().endswith("ckpt-3")
+
+
+def test_resumed_run_lists_other_settings_and_fresh_starts_over(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert _train(run_dir, "--steps", "4", "--set", "model.l2=0.01") == 0
+    (run_dir / "notes.txt").write_text("the user's own file")
+    capsys.readouterr()
+
+    # More steps, another strategy and log interval are the same experiment, resumed.
+    config = run_directory.configure("toy", run_dir, overrides=[
+        "train.steps=9", "train.strategy=mirrored", "train.log_every=3"])
+    assert (config.train.steps, config.model.l2, config.train.batch_size) == (9, 0.01, 8)
+
+    assert _train(run_dir, "--steps", "6", "--set", "model.l2=0.5",
+                  "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert ("holds a run with checkpoints trained with other settings (model.l2 0.01 -> 0.5; "
+            "train.learning_rate 0.001 -> 0.1)") in err
+    assert "pass --fresh to delete it and start over" in err
+    assert "train.steps" not in err.split("(only")[0]  # a longer run is not a difference
+    assert _saved(run_dir)["model"]["l2"] == 0.01  # the refused attempt wrote nothing
+
+    assert _train(run_dir, "--steps", "2", "--set", "model.l2=0.5", "--fresh") == 0
+    assert "Resuming" not in capsys.readouterr().out
+    assert _saved(run_dir)["model"]["l2"] == 0.5
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.index")) == [
+        "ckpt-2.index"]
+    assert (run_dir / "notes.txt").read_text() == "the user's own file"
+
+    with pytest.raises(ValueError, match="holds a 'toy' run, not 'sentiment'; pass --fresh"):
+        run_directory.configure("sentiment", run_dir)
+
+
+def test_stop_at_step_zero_saves_and_claims_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted_step(*args, **kwargs):
+        def step(iterator):
+            raise KeyboardInterrupt
+        return step
+
+    monkeypatch.setattr(loop, "make_train_step", interrupted_step)
+    assert _train(tmp_path, "--steps", "5") == 130
+    out = capsys.readouterr().out
+    assert "Interrupted at step 0, before any checkpoint; nothing was saved." in out
+    assert "checkpoint saved" not in out
+    assert RunDirectory(tmp_path).latest_checkpoint() is None
+
+
+def test_interrupt_in_final_evaluation_says_so_and_a_rerun_evaluates(tmp_path, capsys,
+                                                                      monkeypatch):
+    evaluate = toy_task.ToyTask.evaluate
+
+    def interrupted(self, model):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(toy_task.ToyTask, "evaluate", interrupted)
+    assert _train(tmp_path, "--steps", "3") == 130
+    assert (f"Interrupted during the final evaluation; the checkpoint of step 3 is kept in "
+            f"{tmp_path / 'checkpoints'}") in capsys.readouterr().out
+    assert not (tmp_path / "metrics.json").exists()
+
+    monkeypatch.setattr(toy_task.ToyTask, "evaluate", evaluate)
+    assert _train(tmp_path, "--steps", "3") == 0
+    out = capsys.readouterr().out
+    assert "Resuming from step 3 " in out and (tmp_path / "metrics.json").is_file()
+
+
+def test_terminal_bar_redraws_one_line_with_window_means():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    with ProgressDisplay(40, stream) as display:
+        display.update(20, {"loss": 0.30361, "accuracy": 0.5}, steps_per_sec=10.0)
+        display.update(40, {"loss": 0.0022, "accuracy": 1.0}, steps_per_sec=20.0)
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    first, last = text.split("\r")[1:]
+    assert first == "20/40 [==========>.........]  loss 0.3036  accuracy 0.5  10.0 steps/s  " \
+                    "0:02 left\x1b[K"
+    # The last line shows the last window's means, like every line before it.
+    assert last == "40/40 [====================]  loss 0.0022  accuracy 1  20.0 steps/s  " \
+                   "0:00 left\x1b[K\n"
+

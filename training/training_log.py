@@ -1,0 +1,65 @@
+"""The loss and metrics of a training run, averaged per logging window, for TensorBoard."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class TrainingLog:
+    """Accumulates per-step values and writes their window means as TensorBoard scalars.
+
+    Every `log_every` steps the loop calls `write_window`: the loss and metrics averaged over the
+    steps since the last window, and `steps_per_sec` over the time spent in those steps, are
+    written at that step (and shown by `display`, when given). Validation metrics are written
+    as `val_<name>`.
+
+    Args:
+        logs_dir: directory of the TensorBoard event files.
+        display: an optional `ProgressDisplay` shown the same window means.
+
+    Example:
+
+    >>> log = TrainingLog("runs/toy/logs")
+    >>> log.add_step(0.5, {"mae": 0.6}, seconds=0.01)
+    >>> log.add_step(0.3, {"mae": 0.4}, seconds=0.01)
+    >>> log.write_window(2, learning_rate=1e-3)
+    {'loss': 0.4, 'mae': 0.5, 'steps_per_sec': 100.0}
+    """
+
+    def __init__(self, logs_dir, display=None):
+        self._writer = tf.summary.create_file_writer(str(logs_dir))
+        self.display = display
+        self._sums: dict[str, float] = {}
+        self._steps = 0
+        self._seconds = 0.0
+
+    def add_step(self, loss: float, metrics: dict, seconds: float) -> None:
+        """Adds one step's loss and metrics (scalars) and the time it took."""
+        for name, value in {"loss": loss, **metrics}.items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value)
+        self._steps += 1
+        self._seconds += seconds
+
+    def write_window(self, step: int, **extra: float) -> dict[str, float]:
+        """Writes the means of the steps added since the last window at `step`, with `extra`
+        scalars (e.g. the learning rate) that are logged but not displayed; returns the means
+        and `steps_per_sec`."""
+        means = {name: total / self._steps for name, total in self._sums.items()}
+        steps_per_sec = self._steps / max(self._seconds, 1e-9)
+        self._write(step, {**means, "steps_per_sec": steps_per_sec, **extra})
+        if self.display is not None:
+            self.display.update(step, means, steps_per_sec)
+        self._sums, self._steps, self._seconds = {}, 0, 0.0
+        return {**means, "steps_per_sec": steps_per_sec}
+
+    def write_validation(self, step: int, metrics: dict[str, float]) -> None:
+        self._write(step, {f"val_{name}": value for name, value in metrics.items()})
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _write(self, step: int, values: dict[str, float]) -> None:
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+        self._writer.flush()
