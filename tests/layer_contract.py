@@ -6,7 +6,8 @@ Usage in a test (tests/ is on sys.path through pyproject's `pythonpath`):
 
     outputs = run_layer_contract(
         lambda: BidirectionalEncoder(4), x, mask=mask,
-        expected_output_shapes=((2, 5, 8), [(2, 4)] * 4), tmp_path=tmp_path,
+        expected_output_shapes=((2, 5, 8), [(2, 4)] * 4), expected_num_trainable_weights=6,
+        tmp_path=tmp_path,
     )
 """
 
@@ -78,7 +79,8 @@ def _graph_op_types(graph_def) -> set[str]:
 
 
 def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
-                       expected_output_shapes=None, tmp_path, atol=1e-5):
+                       expected_output_shapes=None, expected_num_trainable_weights,
+                       expected_num_non_trainable_weights=0, tmp_path, atol=1e-5):
     """Runs the shared layer contract and returns the layer's outputs (NumPy, same structure).
 
     Args:
@@ -90,16 +92,20 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
         call_kwargs: extra keyword arguments of every call (e.g. `{"training": False}`).
         expected_output_shapes: a shape tuple, or a nested list/tuple/dict of them matching the
             outputs' structure; checked when given.
+        expected_num_trainable_weights: how many trainable weights the built layer has.
+        expected_num_non_trainable_weights: how many non-trainable weights it has (default 0).
         tmp_path: directory for the `.keras` file and the SavedModel.
         atol: absolute tolerance of every output comparison.
 
-    Checks, in order: output shapes; masking; `from_config(get_config())` and a JSON
+    Checks, in order: output shapes and weight counts; masking; `from_config(get_config())` and a JSON
     serialize/deserialize round trip give equal outputs once weights are copied; a fresh layer
     restored from a `tf.train.Checkpoint` of it (as the training loop saves) gives equal outputs,
     so no weight escapes checkpoint tracking (Keras layers kept in Python lists do); a functional
     model wrapping the layer saves to `.keras` and reloads with equal outputs; a `tf.Module`
     with a traced `tf.function` saves as a SavedModel without CudnnRNN ops (portable to CPU)
-    and reloads with equal outputs.
+    and reloads with equal outputs; and one training step in a `tf.function`, as the training
+    loop takes it: every trainable weight gets a finite gradient, and a small SGD step against
+    that gradient lowers the loss (a fixed random projection of the outputs).
     """
     call_kwargs = dict(call_kwargs or {})
     rng = np.random.default_rng(0)
@@ -112,6 +118,11 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
         expected = _flatten_shapes(expected_output_shapes)
         actual = [tuple(o.shape) for o in reference]
         assert actual == expected, f"output shapes {actual}, expected {expected}"
+    weights = {"trainable": (layer.trainable_weights, expected_num_trainable_weights),
+               "non-trainable": (layer.non_trainable_weights, expected_num_non_trainable_weights)}
+    for kind, (found, count) in weights.items():
+        assert len(found) == count, (
+            f"{len(found)} {kind} weights {[w.path for w in found]}, expected {count}")
 
     if mask is not None:
         perturbed = keras.tree.pack_sequence_as(inputs, _perturb_padding(flat_inputs, mask, rng))
@@ -147,7 +158,7 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
             if not np.array_equal(keras.ops.convert_to_numpy(mine),
                                   keras.ops.convert_to_numpy(theirs))]
     assert not lost, (
-        f"tf.train.Checkpoint (used by training/loop.py) does not save weight(s) {lost}: "
+        f"tf.train.Checkpoint (used by training/checkpoints.py) does not save weight(s) {lost}: "
         "sublayers kept in a Python list or dict are invisible to it in Keras 3; assign each "
         "sublayer to its own attribute (e.g. setattr(self, f'cell_{i}', cell))."
     )
@@ -192,4 +203,36 @@ def run_layer_contract(layer_factory, inputs, *, mask=None, call_kwargs=None,
     _assert_all_close(_to_numpy(loaded.serve(*feed)), reference, atol,
                       "SavedModel export and reload")
 
+    if checkpoint_layer.trainable_weights:
+        # On the copy restored from the checkpoint: callers read the layer's weights afterwards.
+        _check_training_step(checkpoint_layer, inputs, mask, call_kwargs, reference, rng)
     return keras.tree.pack_sequence_as(outputs, reference)
+
+
+def _check_training_step(layer, inputs, mask, call_kwargs, reference, rng):
+    """One SGD step on `sum(outputs * fixed random directions)`, traced as the loop traces it."""
+    directions = [tf.constant(rng.normal(size=o.shape), tf.float32)
+                  for o in reference if np.issubdtype(o.dtype, np.floating)]
+    variables = layer.trainable_variables
+
+    @tf.function
+    def loss_and_gradients():
+        with tf.GradientTape() as tape:
+            outputs = [o for o in keras.tree.flatten(_call(layer, inputs, mask, call_kwargs))
+                       if o.dtype.is_floating]
+            loss = tf.add_n([tf.reduce_sum(tf.cast(o, tf.float32) * d)
+                             for o, d in zip(outputs, directions)])
+        return loss, tape.gradient(loss, variables)
+
+    loss, gradients = loss_and_gradients()
+    missing = [v.path for v, g in zip(variables, gradients) if g is None]
+    assert not missing, f"trainable weight(s) {missing} get no gradient from the outputs"
+    gradients = [tf.convert_to_tensor(g) for g in gradients]
+    assert all(np.all(np.isfinite(g.numpy())) for g in gradients), "non-finite gradients"
+    norm = float(tf.linalg.global_norm(gradients))
+    assert norm > 0, "the outputs do not depend on the trainable weights"
+    # A step of length 1e-3 along the gradient lowers the loss by about 1e-3 * norm.
+    keras.optimizers.SGD(learning_rate=1e-3 / norm).apply_gradients(zip(gradients, variables))
+    after, _ = loss_and_gradients()
+    assert float(after) < float(loss), (
+        f"one SGD step did not lower the loss ({float(loss)} -> {float(after)})")

@@ -43,7 +43,8 @@ def test_bahdanau_contract_and_scores(tmp_path):
         return layers[-1]
 
     outputs = run_layer_contract(factory, [query, memory], mask=mask,
-                                 expected_output_shapes=[(B, DM), (B, T)], tmp_path=tmp_path)
+                                 expected_output_shapes=[(B, DM), (B, T)],
+                                 expected_num_trainable_weights=4, tmp_path=tmp_path)
     w_query, w_memory, b_memory, v = [w.numpy() for w in
                                       (layers[0].query_dense.kernel, layers[0].memory_dense.kernel,
                                        layers[0].memory_dense.bias, layers[0].score_dense.kernel)]
@@ -63,6 +64,7 @@ def test_luong_contract_and_scores(score, tmp_path):
 
     outputs = run_layer_contract(factory, [query, memory], mask=mask,
                                  expected_output_shapes=[(B, memory_dim), (B, T)],
+                                 expected_num_trainable_weights=1 if score == "general" else 0,
                                  tmp_path=tmp_path)
     keys = memory @ layers[0].memory_dense.kernel.numpy() if score == "general" else memory
     check_against(np.einsum("bd,btd->bt", query, keys), outputs, memory, mask)

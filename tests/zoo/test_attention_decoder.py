@@ -20,12 +20,13 @@ def decoder_data(memory_dim=DM, num_states=2, seed=0):
     return target, memory, states, mask
 
 
+# Weights: embedding, 3 per cell, the attention's own, `combine` (with attention) and logits (2).
 @pytest.mark.parametrize(
-    "attention, cell, num_layers",
-    [("bahdanau", "lstm", 1), ("luong_general", "lstm", 1), ("luong_dot", "gru", 2),
-     ("none", "gru", 1)],
+    "attention, cell, num_layers, weights",
+    [("bahdanau", "lstm", 1, 1 + 3 + 4 + 1 + 2), ("luong_general", "lstm", 1, 1 + 3 + 1 + 1 + 2),
+     ("luong_dot", "gru", 2, 1 + 6 + 0 + 1 + 2), ("none", "gru", 1, 1 + 3 + 2)],
 )
-def test_decoder_contract(attention, cell, num_layers, tmp_path):
+def test_decoder_contract(attention, cell, num_layers, weights, tmp_path):
     memory_dim = UNITS if attention == "luong_dot" else DM
     num_states = num_layers * (2 if cell == "lstm" else 1)
     target, memory, states, mask = decoder_data(memory_dim, num_states)
@@ -33,7 +34,8 @@ def test_decoder_contract(attention, cell, num_layers, tmp_path):
         lambda: AttentionDecoder(V, UNITS, embedding_dim=3, cell=cell, num_layers=num_layers,
                                  attention=attention),
         [target, memory, *states], mask=mask,
-        expected_output_shapes=[(B, TT, V), (B, TT, TS)], tmp_path=tmp_path,
+        expected_output_shapes=[(B, TT, V), (B, TT, TS)], expected_num_trainable_weights=weights,
+        tmp_path=tmp_path,
     )
     weights = outputs[1]
     padded = np.broadcast_to(~mask[:, None, :], weights.shape)
@@ -99,7 +101,8 @@ def test_bridge_contract_and_dense_closed_form(tmp_path):
         return bridges[-1]
 
     outputs = run_layer_contract(factory, encoder_states,
-                                 expected_output_shapes=[(B, UNITS)] * 4, tmp_path=tmp_path)
+                                 expected_output_shapes=[(B, UNITS)] * 4,
+                                 expected_num_trainable_weights=2, tmp_path=tmp_path)
     joined = np.concatenate(encoder_states, axis=1)
     kernel = bridges[0].projection.kernel.numpy()
     bias = bridges[0].projection.bias.numpy()
@@ -114,6 +117,7 @@ def test_bridge_learned_and_zero_modes(mode, tmp_path):
     encoder_states = [np.ones((B, 4), "float32")] * 2
     outputs = run_layer_contract(lambda: StateBridge(UNITS, cell="gru", num_layers=3, mode=mode),
                                  encoder_states, expected_output_shapes=[(B, UNITS)] * 3,
+                                 expected_num_trainable_weights=int(mode == "learned"),
                                  tmp_path=tmp_path)
     for output in outputs:
         np.testing.assert_array_equal(output, 0.0)

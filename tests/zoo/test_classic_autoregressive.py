@@ -87,7 +87,7 @@ def test_layer_contract(tmp_path):
         return model
 
     outputs = run_layer_contract(factory, history, expected_output_shapes=(3, 2),
-                                 tmp_path=tmp_path)
+                                 expected_num_trainable_weights=2, tmp_path=tmp_path)
     assert np.abs(outputs).sum() > 0
 
 

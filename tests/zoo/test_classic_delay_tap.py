@@ -66,7 +66,9 @@ def test_layer_contract(tmp_path):
     history = np.random.default_rng(1).normal(size=(4, 6, 2)).astype("float32")
     run_layer_contract(
         lambda: DelayTapNetwork(order=3, num_series=2, hidden_units=[8, 4], activation="relu"),
-        history, expected_output_shapes=(4, 2), tmp_path=tmp_path,
+        # Two hidden layers and the output (kernel and bias each), and the linear taps.
+        history, expected_output_shapes=(4, 2), expected_num_trainable_weights=7,
+        tmp_path=tmp_path,
     )
 
 

@@ -188,8 +188,10 @@ def test_layer_contract(kind, tmp_path):
     else:
         inputs = np.random.default_rng(6).normal(size=(2, 5, 2)).astype("float32")
         factory = lambda: gaussian(dtype="float32")  # noqa: E731
+    # Start and transition logits, then emission logits or means and log-variances.
+    weights = 3 if kind == "categorical" else 4
     run_layer_contract(factory, inputs, mask=mask, expected_output_shapes=(2,),
-                       tmp_path=tmp_path, atol=1e-4)
+                       expected_num_trainable_weights=weights, tmp_path=tmp_path, atol=1e-4)
 
 
 def test_bad_values_are_reported():

@@ -212,7 +212,8 @@ def test_layer_contract(tmp_path):
     mask = np.ones((2, 6), bool)
     mask[1, 4:] = False
     run_layer_contract(lambda: make_lds(dtype="float32"), y, mask=mask,
-                       expected_output_shapes=(2,), tmp_path=tmp_path, atol=1e-4)
+                       expected_output_shapes=(2,), expected_num_trainable_weights=6,
+                       tmp_path=tmp_path, atol=1e-4)
 
 
 def test_bad_values_are_reported():

@@ -42,7 +42,7 @@ def test_contract_in_rnn_with_mask(tmp_path):
         lambda: keras.layers.RNN(ElmanCell(UNITS, context_units=CONTEXT),
                                  return_sequences=True, return_state=True),
         x, mask=mask, expected_output_shapes=[(3, 6, UNITS + CONTEXT), (3, CONTEXT)],
-        tmp_path=tmp_path,
+        expected_num_trainable_weights=6, tmp_path=tmp_path,
     )
 
 
@@ -51,7 +51,8 @@ def test_contract_in_bidirectional(tmp_path):
         lambda: keras.layers.Bidirectional(
             keras.layers.RNN(ElmanCell(UNITS, context_units=CONTEXT))
         ),
-        _inputs(), expected_output_shapes=(3, 2 * (UNITS + CONTEXT)), tmp_path=tmp_path,
+        _inputs(), expected_output_shapes=(3, 2 * (UNITS + CONTEXT)),
+        expected_num_trainable_weights=12, tmp_path=tmp_path,
     )
 
 

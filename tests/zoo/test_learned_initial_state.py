@@ -22,6 +22,7 @@ def test_contract_lstm_with_mask_and_states(tmp_path):
             initializer=keras.initializers.RandomNormal(seed=1),
         ),
         _inputs(), mask=mask, expected_output_shapes=[(3, 5, 4), (3, 4), (3, 4)],
+        expected_num_trainable_weights=2 + 3,  # h_0 and c_0, then the LSTM's
         tmp_path=tmp_path,
     )
 
@@ -32,7 +33,9 @@ def test_contract_bidirectional_elman(tmp_path):
             keras.layers.Bidirectional(keras.layers.RNN(ElmanCell(3, context_units=2))),
             initializer=keras.initializers.RandomNormal(seed=2),
         ),
-        _inputs(), expected_output_shapes=(3, 10), tmp_path=tmp_path,
+        # h_0 of each direction, then six weights per Elman cell.
+        _inputs(), expected_output_shapes=(3, 10), expected_num_trainable_weights=2 + 2 * 6,
+        tmp_path=tmp_path,
     )
 
 

@@ -115,6 +115,7 @@ def test_layer_contract(cell, num_layers, merge_mode, tmp_path):
         x,
         mask=mask,
         expected_output_shapes=((3, 6, encoder_dim), [(3, units)] * n_states),
+        expected_num_trainable_weights=2 * 3 * num_layers,  # kernels and bias per direction
         tmp_path=tmp_path,
     )
 

@@ -18,7 +18,8 @@ def _data():
 def test_matches_per_row_reduction_over_valid_steps(mode, reduce, tmp_path):
     x, mask = _data()
     outputs = run_layer_contract(lambda: MaskedGlobalPooling1D(mode), x, mask=mask,
-                                 expected_output_shapes=(4, 3), tmp_path=tmp_path)
+                                 expected_output_shapes=(4, 3), expected_num_trainable_weights=0,
+                                 tmp_path=tmp_path)
     expected = np.stack([reduce(row[m], axis=0) if m.any() else np.zeros(3)
                          for row, m in zip(x, mask)])
     np.testing.assert_allclose(outputs, expected, atol=1e-6)
