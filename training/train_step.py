@@ -24,7 +24,9 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
 
     Each replica's loss is its per-example losses summed and divided by the global batch size,
     plus `model.losses` divided by the number of replicas, so that the gradients summed across
-    replicas equal the gradient of the global-batch mean on one device.
+    replicas equal the gradient of the global-batch mean on one device. A step makes one update
+    per loss `task.update_losses` yields (one, from `compute_loss`, unless the task trains in
+    chunks, as truncated backpropagation through time does).
 
     Args:
         strategy: the `tf.distribute.Strategy` the model and optimizer were built under.
@@ -37,7 +39,7 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
 
     Returns:
         A `tf.function` taking a distributed iterator and returning `(loss, metrics)`: scalar
-        tensors averaged over the global batch.
+        tensors averaged over the global batch (and over the step's updates).
 
     Example:
         >>> step_fn = make_train_step(strategy, task, model, optimizer, cfg.train)
@@ -46,10 +48,10 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     global_batch_size = train.batch_size
     clip_norm = float(train.clip_norm)
 
-    def replica_step(batch):
+    def update(compute_loss):
         variables = model.trainable_variables
         with tf.GradientTape() as tape:
-            per_example_loss, per_example_metrics = task.compute_loss(model, batch, training=True)
+            per_example_loss, per_example_metrics = compute_loss()
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
@@ -71,6 +73,13 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
             for name, value in per_example_metrics.items()
         }
         return loss, metrics
+
+    def replica_step(batch):
+        # One update per loss the task yields (one, unless it trains in chunks); the step
+        # reports their mean.
+        results = [update(compute_loss)
+                   for compute_loss in task.update_losses(model, batch, training=True)]
+        return tf.nest.map_structure(lambda *values: tf.add_n(values) / len(values), *results)
 
     @tf.function
     def train_step(iterator):

@@ -127,6 +127,17 @@ class Task(abc.ABC):
         tensor averaged the same way (e.g. accuracy as 0/1 per example).
         """
 
+    def update_losses(self, model: keras.Model, batch, training: bool):
+        """Yields the losses of one training step, one per optimizer update, each as a
+        zero-argument function returning what `compute_loss` returns; the loop calls each under
+        its own gradient tape and updates the weights before asking for the next.
+
+        One by default, `compute_loss` on the whole batch. A task training with truncated
+        backpropagation through time yields one per chunk of its sequences, each starting from
+        the state the previous chunk ended in.
+        """
+        yield lambda: self.compute_loss(model, batch, training)
+
     @abc.abstractmethod
     def evaluate(self, model: keras.Model) -> dict[str, float]:
         """Metrics on the validation split (e.g. accuracy, BLEU), computed on the host."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-PROBLEMS = ("adding", "copy")
+PROBLEMS = ("adding", "copy", "echo")
 
 
 class ElmanServingModule(tf.Module):
@@ -13,9 +13,10 @@ class ElmanServingModule(tf.Module):
     Args:
         model: the trained `ElmanNetwork`.
         problem: what it was trained on: `"adding"` (the network ends in one linear output, the
-            predicted sum) or `"copy"` (its softmax outputs at the last `num_symbols` steps are
-            the recalled symbols).
-        features: input features per step (2 for the adding problem, `alphabet + 2` for copy).
+            predicted sum), `"copy"` (its softmax outputs at the last `num_symbols` steps are
+            the recalled symbols) or `"echo"` (one linear output per step, the echoed value).
+        features: input features per step (2 for the adding problem, `alphabet + 2` for copy,
+            1 for echo).
         num_symbols: symbols recalled by the copy problem (unused for adding).
         name: optional module name.
 
@@ -24,6 +25,7 @@ class ElmanServingModule(tf.Module):
         outputs for "adding": `sum`, float32 `[batch]`.
         outputs for "copy": `symbols`, int64 `[batch, num_symbols]` (symbol index from 0) and
             `probabilities`, float32 `[batch, num_symbols, alphabet]`.
+        outputs for "echo": `echo`, float32 `[batch, time]`.
 
     Example:
 
@@ -53,5 +55,7 @@ class ElmanServingModule(tf.Module):
         outputs = tf.cast(self.model(sequences, training=False), tf.float32)
         if self.problem == "adding":
             return {"sum": outputs[:, 0]}
+        if self.problem == "echo":
+            return {"echo": outputs[..., 0]}
         probabilities = outputs[:, -self.num_symbols:]
         return {"symbols": tf.argmax(probabilities, axis=-1), "probabilities": probabilities}

@@ -6,6 +6,38 @@ import keras
 import tensorflow as tf
 
 
+def chunk_bounds(length: int, truncation: int | None) -> list[tuple[int, int]]:
+    """The `(start, stop)` step ranges of the chunks of `truncation` steps (the last one may be
+    shorter) of a sequence of `length` steps; one chunk when `truncation` is None."""
+    size = length if truncation is None else truncation
+    return [(start, min(start + size, length)) for start in range(0, length, size)]
+
+
+def chunk_forward(model, inputs, states, training):
+    """Runs `model` on one chunk from the `states` the previous chunk ended in (zeros when
+    None), with the gradient cut there; returns `(outputs, final_states)`."""
+    if states is not None:
+        states = [tf.stop_gradient(state) for state in states]
+    return model(inputs, initial_state=states, training=training, return_state=True)
+
+
+def truncated_forward(model, inputs, truncation, states=None, training=False):
+    """Runs `model` over whole sequences `[batch, time, ...]` chunk by chunk from `states`,
+    cutting the gradient at every chunk boundary; returns `(outputs, final_states)`.
+
+    The outputs are the chunks' outputs joined along time, or the last chunk's for a model that
+    outputs its last step only (`return_sequences=False`). Under a `tf.GradientTape` the outputs
+    of a chunk depend only on that chunk's inputs and the weights.
+    """
+    outputs = []
+    for start, stop in chunk_bounds(int(inputs.shape[1]), truncation):
+        chunk_outputs, states = chunk_forward(model, inputs[:, start:stop], states, training)
+        outputs.append(chunk_outputs)
+    if not getattr(model, "return_sequences", True):
+        return outputs[-1], states
+    return tf.concat(outputs, axis=1), states
+
+
 class TruncatedBPTT:
     """Trains a recurrent model on long sequences chunk by chunk, carrying the state forward.
 
@@ -61,8 +93,7 @@ class TruncatedBPTT:
 
     def chunks(self, length: int) -> list[tuple[int, int]]:
         """The `(start, stop)` step ranges of the chunks of a sequence of `length` steps."""
-        size = length if self.truncation is None else self.truncation
-        return [(start, min(start + size, length)) for start in range(0, length, size)]
+        return chunk_bounds(length, self.truncation)
 
     def forward(self, inputs, states=None, training=False):
         """Runs the whole sequence chunk by chunk, cutting the gradient at every chunk boundary.
@@ -70,15 +101,7 @@ class TruncatedBPTT:
         Returns `(outputs, final_states)`. Under a `tf.GradientTape` the outputs of a chunk
         depend only on that chunk's inputs and the weights, as in training.
         """
-        outputs = []
-        for start, stop in self.chunks(int(inputs.shape[1])):
-            if states is not None:
-                states = [tf.stop_gradient(state) for state in states]
-            chunk_outputs, states = self.model(
-                inputs[:, start:stop], initial_state=states, training=training, return_state=True
-            )
-            outputs.append(chunk_outputs)
-        return tf.concat(outputs, axis=1), states
+        return truncated_forward(self.model, inputs, self.truncation, states, training)
 
     def chunk_gradients(self, inputs, targets, states=None, sample_weight=None):
         """Loss and gradients of one chunk from the carried `states`, without updating.
@@ -122,12 +145,8 @@ class TruncatedBPTT:
             self.optimizer.build(self.model.trainable_variables)
 
     def _loss_and_gradients(self, inputs, targets, states, sample_weight):
-        if states is not None:
-            states = [tf.stop_gradient(state) for state in states]
         with tf.GradientTape() as tape:
-            outputs, next_states = self.model(
-                inputs, initial_state=states, training=True, return_state=True
-            )
+            outputs, next_states = chunk_forward(self.model, inputs, states, training=True)
             loss = self.loss(targets, outputs, sample_weight=sample_weight)
         gradients = tape.gradient(loss, self.model.trainable_variables)
         return loss, gradients, [tf.stop_gradient(state) for state in next_states]
