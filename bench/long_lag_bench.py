@@ -35,13 +35,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.data.long_lag_builtin import delayed_echo
 from seqzoo.training.gradients_cli import cell_names
-from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
-from seqzoo.zoo.models.recurrent.long_lag_tasks import delayed_echo
-from seqzoo.zoo.models.recurrent.long_lag_training import (
+from seqzoo.training.long_lag_training import (
     CELL_NAMES, NUM_SYMBOLS, error_ratio, train_long_lag,
 )
-from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT
+from seqzoo.training.truncated_bptt import TruncatedBPTT
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
 
 SOLVED_BELOW = 0.1
 

@@ -7,7 +7,7 @@ import argparse
 
 def cell_names(text: str) -> list[str]:
     """argparse type of a comma-separated list of recurrent cells (also used by the benches)."""
-    from seqzoo.zoo.models.recurrent.gradient_flow import CELL_NAMES
+    from seqzoo.training.gradient_flow import CELL_NAMES
 
     names = [name for name in text.split(",") if name]
     unknown = [name for name in names if name not in CELL_NAMES]
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 
 
 def _gradients(args: argparse.Namespace) -> int:
-    from seqzoo.zoo.models.recurrent import gradient_flow
+    from seqzoo.training import gradient_flow
 
     curves = gradient_flow.compare_cells(
         length=args.length, units=args.units, batch=args.batch, input_scale=args.input_scale,

@@ -10,17 +10,17 @@ import numpy as np
 import tensorflow as tf
 
 from seqzoo.training.checked_config import CheckedConfig, at_least
-from seqzoo.training.data.sources import parse_source
-from seqzoo.training.tasks.base import Task
-from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
-from seqzoo.zoo.models.recurrent.elman_serving_module import PROBLEMS, ElmanServingModule
-from seqzoo.zoo.models.recurrent.long_lag_tasks import (
+from seqzoo.training.data.long_lag_builtin import (
     ADDING_BASELINE_MSE,
     adding_problem,
     copy_task,
     delayed_echo,
 )
-from seqzoo.zoo.models.recurrent.truncated_bptt import chunk_bounds, chunk_forward, truncated_forward
+from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks.base import Task
+from seqzoo.training.truncated_bptt import chunk_bounds, chunk_forward, truncated_forward
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
+from seqzoo.zoo.models.recurrent.elman_serving_module import PROBLEMS, ElmanServingModule
 
 NUM_SYMBOLS = 3
 ALPHABET = 4

@@ -14,16 +14,16 @@ from seqzoo.serving.export import export_run
 from seqzoo.serving.server import ModelServer
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory, train_step
-from seqzoo.training.strategy import make_strategy
-from seqzoo.training.tasks.elman import ElmanConfig, ElmanTask
-from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
-from seqzoo.zoo.models.recurrent.long_lag_tasks import (
+from seqzoo.training.data.long_lag_builtin import (
     ADDING_BASELINE_MSE,
     adding_problem,
     copy_task,
     delayed_echo,
 )
-from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT
+from seqzoo.training.strategy import make_strategy
+from seqzoo.training.tasks.elman import ElmanConfig, ElmanTask
+from seqzoo.training.truncated_bptt import TruncatedBPTT
+from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
 
 OVERRIDES = [
     "train.steps=300", "train.batch_size=64", "train.learning_rate=0.005",

@@ -1,10 +1,10 @@
-"""Recurrent networks as the lecture writes them, and the tools that show how they train.
+"""The lecture's Elman network and the serving signature it is exported with.
 
-`ElmanNetwork` (hidden and context units, an output reading both), `TruncatedBPTT` (chunked
-training with the state carried across chunks), `gradient_flow` (‖∂s_t/∂s_k‖ against t − k per
-cell, and its plot) and `long_lag_tasks` (the adding problem and the copy task of Hochreiter &
-Schmidhuber, 1997, and a delayed echo), with `long_lag_training` to train any cell on them.
+The rest of the recurrent toolbox lives with training: the long-time-lag problems (adding, copy,
+delayed echo) in `seqzoo.training.data.long_lag_builtin`, truncated backpropagation through
+time in `seqzoo.training.truncated_bptt` (and `seqzoo train elman --set model.truncation=U`),
+the cell comparison on long lags in `seqzoo.training.long_lag_training` and the gradient-flow
+measurements and plot of `seqzoo gradients` in `seqzoo.training.gradient_flow`.
 """
 
 from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork  # noqa: F401
-from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT  # noqa: F401

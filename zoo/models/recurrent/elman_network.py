@@ -15,7 +15,7 @@ class ElmanNetwork(keras.Model):
     context units `c_t = g(W_c x_t + V_c c_{t-1})`; the output layer reads both,
     `y_t = g_out(w2 . h_t + v2 . c_t + b2)`, which is a `Dense` layer on `[h_t, c_t]`. The context
     is the state carried from step to step; `call` accepts it and can return it, which is what
-    truncated backpropagation through time needs (`TruncatedBPTT`).
+    truncated backpropagation through time needs (`seqzoo.training.truncated_bptt`).
 
     Args:
         units: number of hidden units (positive int).

@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqzoo.zoo.models.recurrent.long_lag_tasks import adding_problem
-from seqzoo.zoo.models.recurrent.long_lag_training import CELL_NAMES, make_cell, train_long_lag
+from seqzoo.training.data.long_lag_builtin import adding_problem
+from seqzoo.training.long_lag_training import CELL_NAMES, make_cell, train_long_lag
 
 __all__ = ["CELL_NAMES", "make_cell", "state_trajectory", "step_jacobians", "jacobian_norms",
            "norms_by_lag", "compare_cells", "plot_gradient_flow", "format_norms_table"]

@@ -1,13 +1,10 @@
-"""The adding problem and the copy task: the data, the stated baselines, and training on them."""
+"""The adding problem, the copy task and the delayed echo: the data and the stated baselines."""
 
 import numpy as np
 import pytest
 
-from seqzoo.zoo.models.recurrent.long_lag_tasks import (
+from seqzoo.training.data.long_lag_builtin import (
     ADDING_BASELINE_MSE, adding_problem, copy_task, delayed_echo,
-)
-from seqzoo.zoo.models.recurrent.long_lag_training import (
-    ALPHABET, NUM_SYMBOLS, build_model, error_ratio, problem_batch, train_long_lag,
 )
 
 
@@ -42,7 +39,6 @@ def test_copy_task_layout():
     (lambda: copy_task(4, delay=3, distractors=-1), "distractors=-1"),
     (lambda: copy_task(4, delay=3, min_delay=0), "min_delay=0, delay=3"),
     (lambda: copy_task(4, delay=3, min_delay=4), "min_delay=4, delay=3"),
-    (lambda: problem_batch("adding", 10, 4, seed=0, min_delay=1), "copy problem only"),
 ])
 def test_bad_sizes_are_rejected(call, bad):
     with pytest.raises(ValueError, match=bad):
@@ -98,25 +94,6 @@ def test_copy_task_varied_delays_cover_the_range_and_are_fixed_by_the_seed():
     # min_delay == delay draws only the delay itself: the fixed-delay sequences.
     for got, want in zip(copy_task(50, delay=4, min_delay=4, seed=3), copy_task(50, 4, seed=3)):
         np.testing.assert_array_equal(got, want)
-
-
-def test_a_gru_trained_briefly_learns_the_short_adding_problem():
-    model = train_long_lag("gru", "adding", 10, steps=200, units=16, learning_rate=1e-2)
-    assert error_ratio(model, "adding", 10, size=500) < 0.2
-
-
-def test_a_gru_trained_on_varied_delays_recalls_at_the_longest():
-    model = train_long_lag("gru", "copy", 5, steps=400, units=16, learning_rate=1e-2,
-                           min_delay=1)
-    assert error_ratio(model, "copy", 5, size=500) < 0.1   # every sequence delayed 5 steps
-
-
-def test_copy_model_reads_out_the_last_steps():
-    model = build_model("elman", "copy", units=4, distractors=2)
-    x, _ = problem_batch("copy", 5, 3, seed=0, distractors=2)
-    assert model(x).shape == (3, NUM_SYMBOLS, ALPHABET)
-    with pytest.raises(ValueError, match="adding, copy"):
-        build_model("gru", "parity", units=4)
 
 
 def test_delayed_echo_repeats_the_input_after_the_delay():

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from seqzoo.training import gradient_flow
 from seqzoo.zoo.layers.elman_cell import ElmanCell
-from seqzoo.zoo.models.recurrent import gradient_flow
 
 STEPS, UNITS, FEATURES = 12, 5, 3
 

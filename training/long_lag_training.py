@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqzoo.training.data.long_lag_builtin import ADDING_BASELINE_MSE, adding_problem, copy_task
 from seqzoo.zoo.layers.elman_cell import ElmanCell
-from seqzoo.zoo.models.recurrent.long_lag_tasks import ADDING_BASELINE_MSE, adding_problem, copy_task
 
 CELL_NAMES = ("simple_rnn", "elman", "lstm", "gru")
 PROBLEMS = ("adding", "copy")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqzoo.training.data.long_lag_builtin import delayed_echo
+from seqzoo.training.truncated_bptt import TruncatedBPTT
 from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
-from seqzoo.zoo.models.recurrent.long_lag_tasks import delayed_echo
-from seqzoo.zoo.models.recurrent.truncated_bptt import TruncatedBPTT
 
 MSE = keras.losses.MeanSquaredError
 
