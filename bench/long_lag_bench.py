@@ -36,9 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from seqzoo.training.data.long_lag_builtin import delayed_echo
-from seqzoo.training.gradients_cli import cell_names
 from seqzoo.training.long_lag_training import (
-    CELL_NAMES, NUM_SYMBOLS, error_ratio, train_long_lag,
+    CELL_NAMES, NUM_SYMBOLS, error_ratio, parse_cell_names, train_long_lag,
 )
 from seqzoo.training.truncated_bptt import TruncatedBPTT
 from seqzoo.zoo.models.recurrent.elman_network import ElmanNetwork
@@ -104,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the copy task on its delay T only, not on delays 1..T")
     parser.add_argument("--distractors", type=int, default=0,
                         help="distractor symbols filling the copy task's blanks (default 0)")
-    parser.add_argument("--cells", type=cell_names, default=list(CELL_NAMES))
+    parser.add_argument("--cells", default=",".join(CELL_NAMES),
+                        help=f"comma-separated cells (default {','.join(CELL_NAMES)})")
     parser.add_argument("--steps", type=int, default=1500,
                         help="training steps per adding-problem run (default 1500)")
     parser.add_argument("--copy-steps", type=int, default=3000,
@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a tiny smoke run: one short length per task, 20 steps, 8 units")
     args = parser.parse_args(argv)
+    try:
+        args.cells = parse_cell_names(args.cells)
+    except ValueError as err:
+        parser.error(str(err))
     if args.quick:
         args.adding_lengths, args.copy_delays = [4], [2]
         args.steps, args.copy_steps, args.units, args.batch_size = 20, 20, 8, 16

@@ -37,6 +37,22 @@ def make_cell(name: str, units: int):
     return builders[name](units)
 
 
+def parse_cell_names(text: str) -> list[str]:
+    """The cells of a comma-separated list such as "lstm,gru" (command-line flags take this form).
+
+    Raises:
+        ValueError: naming the unknown cells and listing the accepted ones.
+    """
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in CELL_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"Unknown cell(s) {', '.join(unknown) or repr(text)}; accepted: a comma-separated "
+            f"list of {', '.join(CELL_NAMES)}."
+        )
+    return names
+
+
 def _check_problem(problem):
     if problem not in PROBLEMS:
         raise ValueError(f"Unknown problem {problem!r}; accepted: {', '.join(PROBLEMS)}.")

@@ -17,7 +17,7 @@ def _toy(monkeypatch):
 
     monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
     # Only the train command: these tests must not depend on the other commands' modules.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("seqzoo.training.cli",))
+    monkeypatch.setattr(cli, "COMMANDS", ("train",))
 
 
 def test_yaml_then_set_override_defaults(tmp_path):

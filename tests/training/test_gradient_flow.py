@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from seqzoo.training import gradient_flow
+from seqzoo.training.long_lag_training import parse_cell_names
 from seqzoo.zoo.layers.elman_cell import ElmanCell
 
 STEPS, UNITS, FEATURES = 12, 5, 3
@@ -97,6 +98,10 @@ def test_compare_cells_simple_rnn_decays_and_plot_is_written(tmp_path):
 def test_unknown_cell_lists_the_accepted_ones():
     with pytest.raises(ValueError, match="simple_rnn, elman, lstm, gru"):
         gradient_flow.make_cell("transformer", 4)
+    assert parse_cell_names("lstm,gru,") == ["lstm", "gru"]
+    with pytest.raises(ValueError, match="Unknown cell.s. rnn; accepted: a comma-separated list of "
+                                         "simple_rnn, elman, lstm, gru"):
+        parse_cell_names("lstm,rnn")
 
 
 def test_gradients_command_prints_the_table_and_draws_the_png(tmp_path, capsys):

@@ -99,7 +99,7 @@ def cli_command(*args: str) -> list[str]:
     """argv running `seqzoo train toy ARGS...` in a subprocess with the toy task registered."""
     # Only the train command is loaded, so the test does not depend on the other commands.
     code = (
-        "import sys, toy_task; toy_task.register(); from serving import cli; "
-        "cli.COMMAND_MODULES = ('seqzoo.training.cli',); sys.exit(cli.main(sys.argv[1:]))"
+        "import sys, toy_task; toy_task.register(); from seqzoo.serving import cli; "
+        "cli.COMMANDS = ('train',); sys.exit(cli.main(sys.argv[1:]))"
     )
     return [sys.executable, "-c", code, "train", "toy", *args]

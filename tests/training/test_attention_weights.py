@@ -7,7 +7,7 @@ import pytest
 from seqzoo.serving.cli import main
 from seqzoo.serving.export import export_run
 from seqzoo.training import loop, run_directory
-from seqzoo.training.translation_cli import compute_attention
+from seqzoo.training.attention_weights import compute_attention
 from seqzoo.zoo.models.translation.attention_plot import plot_attention
 
 SENTENCE = "Mar 3 2021"

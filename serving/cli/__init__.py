@@ -1,7 +1,8 @@
-"""The `seqzoo` command. It only parses arguments and calls importable functions.
+"""The `seqzoo` command line.
 
-Each module in COMMAND_MODULES defines `register(subparsers)`, adding its subcommands with
-`parser.set_defaults(func=handler)`; `handler(args)` returns an exit code.
+`COMMANDS` lists every command; `seqzoo NAME` lives in `serving/cli/NAME.py`, which only parses
+arguments and calls the library. Each command module defines `register(subparsers)`, which adds
+its parser with `parser.set_defaults(func=run)`; `run(args)` returns the exit code.
 """
 
 from __future__ import annotations
@@ -11,13 +12,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = (
-    "seqzoo.training.cli",
-    "seqzoo.training.translation_cli",
-    "seqzoo.serving.commands",
-    "seqzoo.training.gradients_cli",
-    "seqzoo.serving.demo",
-)
+COMMANDS = ("train", "export", "serve", "predict", "attention", "gradients", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recurrent sequence models: train, export and serve them behind TF Serving's API.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
@@ -43,7 +38,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"seqzoo {args.command}: error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

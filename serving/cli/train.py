@@ -1,4 +1,4 @@
-"""`seqzoo train TASK`: parses arguments and calls `seqzoo.training.loop.train`."""
+"""`seqzoo train TASK`: trains a task's model with `seqzoo.training.loop.train`."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ def register(subparsers) -> None:
                         help="delete the run the run directory holds and start over")
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress lines (the summary at the end stays)")
-    parser.set_defaults(func=_train)
+    parser.set_defaults(func=run)
 
 
-def _train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from seqzoo.training import loop, run_directory
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,

@@ -5,18 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-def cell_names(text: str) -> list[str]:
-    """argparse type of a comma-separated list of recurrent cells (also used by the benches)."""
-    from seqzoo.training.gradient_flow import CELL_NAMES
-
-    names = [name for name in text.split(",") if name]
-    unknown = [name for name in names if name not in CELL_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown cell(s) {unknown or text!r}; accepted: {', '.join(CELL_NAMES)}")
-    return names
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -42,21 +30,23 @@ def register(subparsers) -> None:
                         help="random sequences averaged over (default 8)")
     parser.add_argument("--input-scale", type=float, default=1.0,
                         help="standard deviation of the Gaussian inputs (default 1.0)")
-    parser.add_argument("--cells", type=cell_names, default=None,
+    parser.add_argument("--cells", default=None,
                         help="comma-separated cells (default simple_rnn,elman,lstm,gru)")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
     parser.add_argument("--train-steps", type=int, default=0, metavar="N",
                         help="first train each cell N steps on the adding problem of T steps "
                         "and measure it on adding-problem sequences (default 0: at initialisation)")
-    parser.set_defaults(func=_gradients)
+    parser.set_defaults(func=run)
 
 
-def _gradients(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from seqzoo.training import gradient_flow
+    from seqzoo.training.long_lag_training import parse_cell_names
 
+    cells = parse_cell_names(args.cells) if args.cells else gradient_flow.CELL_NAMES
     curves = gradient_flow.compare_cells(
         length=args.length, units=args.units, batch=args.batch, input_scale=args.input_scale,
-        cells=args.cells or gradient_flow.CELL_NAMES, seed=args.seed,
+        cells=cells, seed=args.seed,
         train_steps=args.train_steps,
     )
     print(gradient_flow.format_norms_table(curves))

@@ -1,0 +1,65 @@
+"""`seqzoo serve`: serves SavedModels over TF Serving's REST and gRPC APIs.
+
+It accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_name`,
+`--model_base_path`, `--model_config_file`, ...), so one command line works for both servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve SavedModels over TF Serving's REST and gRPC APIs",
+        description="Serve every model of --models-dir (or one model given by --model_name and "
+                    "--model_base_path) over TF Serving's REST and gRPC APIs.",
+    )
+    parser.add_argument("--models-dir", "--models_dir", default=None,
+                        help="directory of models NAME/VERSION/ (default: models, unless "
+                             "--model_base_path is given)")
+    parser.add_argument("--model_name", "--model-name", default=None)
+    parser.add_argument("--model_base_path", "--model-base-path", default=None)
+    parser.add_argument("--model_config_file", "--model-config-file", default=None,
+                        help="TF Serving model config file (text ModelServerConfig)")
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=None,
+                        help="accepted for TF Serving compatibility; the config file is re-read "
+                             "at every poll")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
+    parser.add_argument("--port", "--grpc-port", "--grpc_port", dest="port", type=int, default=8500,
+                        help="gRPC port (default: 8500)")
+    parser.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
+                        type=int, default=8501, help="REST port (default: 8501)")
+    parser.add_argument("--file_system_poll_wait_seconds", "--poll-seconds", dest="poll_seconds",
+                        type=float, default=2.0, help="seconds between looks for new versions")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from seqzoo.serving.server import ModelServer
+
+    if (args.model_name is None) != (args.model_base_path is None):
+        raise ValueError("--model_name and --model_base_path go together; give both or neither.")
+    sources = [args.models_dir, args.model_base_path, args.model_config_file]
+    if sum(source is not None for source in sources) > 1:
+        raise ValueError(
+            "Give one of --models-dir, --model_name/--model_base_path or --model_config_file."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    use_models_dir = args.model_base_path is None and args.model_config_file is None
+    server = ModelServer(
+        (args.models_dir or "models") if use_models_dir else None,
+        model_name=args.model_name, model_base_path=args.model_base_path,
+        model_config_file=args.model_config_file, host=args.host,
+        rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,
+    )
+    server.start()
+    loaded = {name: server.registry.versions(name) for name in server.registry.names()}
+    print(f"Serving {loaded or 'no models yet'}: gRPC on {args.host}:{server.grpc_port}, "
+          f"REST on http://{args.host}:{server.rest_port}/v1/models/NAME (Ctrl-C stops)",
+          flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.stop())
+    server.wait()
+    return 0
