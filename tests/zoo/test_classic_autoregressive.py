@@ -103,3 +103,14 @@ def test_bad_arguments(kwargs, message):
 def test_short_history_is_rejected():
     with pytest.raises(ValueError, match="at least order=3"):
         AutoregressiveModel(order=3)(np.zeros((1, 2, 1), "float32"))
+
+
+def test_nan_in_a_series_is_a_clear_error_and_the_weights_stay():
+    model = AutoregressiveModel(order=2)
+    series = [np.sin(np.arange(30.0)), np.cos(np.arange(20.0))]
+    series[1][5] = np.nan
+    with pytest.raises(ValueError, match="series 1 holds NaN or inf at 1 step.s., the first at "
+                                         "step 5. Least squares has no missing values"):
+        model.fit_least_squares(series)
+    np.testing.assert_array_equal(model.coefficients.numpy(), np.zeros((2, 1, 1)))
+

@@ -206,3 +206,19 @@ def test_bad_values_are_reported():
         hmm.score(np.array([0, 1, 3]))
     with pytest.raises(ValueError, match="lengths"):
         hmm.score(np.array([0, 1, 2]), lengths=[2, 2])
+
+
+def test_nan_observations_are_rejected_and_leave_the_parameters_as_they_were():
+    hmm = GaussianHMM(2, 2, n_iter=3)
+    hmm.means_ = [[-1.0, 0.0], [1.0, 0.0]]
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    X[7, 1] = np.nan
+    for method in (hmm.fit, hmm.score, hmm.predict):
+        with pytest.raises(ValueError, match=r"Observations must be finite; sample 7 holds "
+                                             r"\[.*, nan\] \(1 of 20 samples hold NaN or inf\)"):
+            method(X)
+    np.testing.assert_array_equal(hmm.means_, [[-1.0, 0.0], [1.0, 0.0]])
+    X[7, 1] = np.inf
+    with pytest.raises(ValueError, match="sample 7"):
+        hmm.score(X, lengths=[10, 10])
+

@@ -98,6 +98,11 @@ def test_missing_observation_skips_the_update():
     full_ll = lds.loglikelihood(np.delete(y, 3, axis=0)[:3])
     np.testing.assert_allclose(lds.loglikelihood(masked[:3]), full_ll, rtol=1e-12)
     assert lds.loglikelihood(masked) != pytest.approx(lds.loglikelihood(y))
+    # NaN and inf anywhere in y_t mark the whole step missing, as the docstring says.
+    for missing in (np.nan, np.inf):
+        with_gap = y.copy()
+        with_gap[3, 0] = missing
+        np.testing.assert_allclose(lds.filter(with_gap)[0], means, atol=1e-12)
 
 
 def test_log_likelihood_equals_dense_gaussian_of_the_whole_sequence():
@@ -226,3 +231,9 @@ def test_bad_values_are_reported():
         lds.observation_matrices = np.eye(2)
     with pytest.raises(ValueError, match="Unknown em_vars"):
         lds.em(np.zeros((5, 1)), em_vars=["offsets"])
+    for empty in (np.zeros((0, 1)), np.zeros((2, 0, 1))):
+        for method in (lds.filter, lds.smooth, lds.loglikelihood, lds.em):
+            with pytest.raises(ValueError, match="at least one sequence of at least one step. "
+                                                 r"Received: shape=\((1, )?\d, 0, 1\)"):
+                method(empty)
+

@@ -17,13 +17,20 @@ def _as_series_list(series, num_series):
         array = np.asarray(series, dtype=np.float64)
         items = list(array) if array.ndim == 3 else [array]
     out = []
-    for item in items:
+    for index, item in enumerate(items):
         if item.ndim == 1:
             item = item[:, None]
         if item.ndim != 2 or item.shape[1] != num_series:
             raise ValueError(
                 f"Expected series of shape [time, {num_series}] (or [batch, time, {num_series}]). "
                 f"Received: shape={item.shape}"
+            )
+        bad = np.flatnonzero(~np.all(np.isfinite(item), axis=1))
+        if bad.size:
+            raise ValueError(
+                f"Series must be finite; series {index} holds NaN or inf at {bad.size} step(s), "
+                f"the first at step {bad[0]}. Least squares has no missing values: fill or "
+                "interpolate them, or split the series there (a list of arrays is accepted)."
             )
         out.append(item)
     return out
@@ -96,7 +103,9 @@ class AutoregressiveModel(WindowForecaster):
         Args:
             series: observed values: an array [T] (univariate), [T, num_series] or
                 [N, T, num_series], or a list of arrays [T_i] / [T_i, num_series] (several
-                independent series, possibly of different lengths, pooled into one fit).
+                independent series, possibly of different lengths, pooled into one fit). All
+                values must be finite (a ValueError names the first NaN or inf, as statsmodels'
+                `MissingDataError` does).
 
         Returns:
             self, with `coefficients` and `intercept` assigned.

@@ -23,10 +23,23 @@ class GaussianHMM(HiddenMarkovModel):
     `call` (log-likelihood [B], differentiable), `viterbi`, `posteriors`, on padded [B, T, D]
     batches with a mask. Only diagonal covariances are implemented.
 
+    Observations must be finite: there is no missing-data handling, so the NumPy methods raise
+    a ValueError naming the first NaN or inf (as hmmlearn does) instead of returning nan scores
+    or writing nan into the parameters. Drop such samples, or end a sequence there with
+    `lengths`.
+
+    Where it differs from hmmlearn's `GaussianHMM(covariance_type="diag")`: it computes in the
+    Keras dtype, float32 by default (hmmlearn: float64; pass `dtype="float64"` for its
+    precision); `fit` starts from the current parameters (hmmlearn initialises them from the
+    data, k-means for the means); and `min_covar` floors the variances after every Baum–Welch
+    step, where hmmlearn adds it to the covariances it initialises and regularises its updates
+    with `covars_prior` instead. So fits on the same data can differ slightly.
+
     Args:
         n_components: number of hidden states (positive int).
         n_features: dimension D of an observation (positive int).
-        min_covar: floor on the variances Baum–Welch may set (positive float).
+        min_covar: floor on the variances, applied after every Baum–Welch step (positive
+            float).
         n_iter: maximum Baum–Welch iterations of `fit`.
         tol: `fit` stops when the log-likelihood gains less than this.
         **kwargs: passed on to `keras.Model`.
@@ -129,6 +142,13 @@ class GaussianHMM(HiddenMarkovModel):
             raise ValueError(
                 f"Expected observations of shape [n_samples, {self.n_features}]. "
                 f"Received: shape={X.shape}"
+            )
+        bad = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
+        if bad.size:
+            raise ValueError(
+                f"Observations must be finite; sample {bad[0]} holds {X[bad[0]].tolist()} "
+                f"({bad.size} of {len(X)} samples hold NaN or inf). GaussianHMM has no missing "
+                "values: drop those samples, or end a sequence there with `lengths`."
             )
         return X
 

@@ -46,8 +46,10 @@ class LinearDynamicalSystem(keras.Model):
         y_t = observation_matrices @ x_t + N(0, observation_covariance)
     The hidden state x_t is real-valued and never observed; the Kalman filter infers it from the
     observations so far, the Rauch–Tung–Striebel smoother from the whole sequence. Missing
-    observations (mask False, or any NaN in y_t) skip the measurement update: the state is only
-    predicted through them and they add nothing to the log-likelihood.
+    observations skip the measurement update: the state is only predicted through them and they
+    add nothing to the log-likelihood. A step is missing where `mask` is False, where a masked
+    array masks any of its values, or where y_t holds any NaN or ±inf (so a NaN is read as
+    "not observed", never propagated; a partly observed y_t counts as missing as a whole).
 
     The parameters are Keras weights, so they can be learned by maximising the log-likelihood
     (`call` returns it, differentiably) with any optimizer, or by expectation–maximisation
@@ -76,6 +78,12 @@ class LinearDynamicalSystem(keras.Model):
     NumPy arrays [T, n_dim_obs] (one sequence, as pykalman) or [B, T, n_dim_obs], optionally a
     masked array or `mask=`, and return NumPy arrays. `filter_and_smooth(observations, mask)` is
     the graph-friendly version returning every quantity as tensors.
+
+    Where it differs from pykalman's `KalmanFilter`: it computes in the Keras dtype, float32 by
+    default (pykalman: float64; pass `dtype="float64"` for its precision); `em` updates all six
+    parameters unless `em_vars` says otherwise (pykalman's default leaves the transition and
+    observation matrices fixed); NaN and inf count as missing (pykalman reads only masked
+    arrays as missing).
 
     Example:
     >>> lds = LinearDynamicalSystem(2, 1, transition_matrices=[[1.0, 1.0], [0.0, 1.0]],
@@ -323,10 +331,11 @@ class LinearDynamicalSystem(keras.Model):
         if single:
             X = X[None]
             mask = None if mask is None else np.asarray(mask)[None]
-        if X.ndim != 3 or X.shape[-1] != self.n_dim_obs:
+        if X.ndim != 3 or X.shape[-1] != self.n_dim_obs or 0 in X.shape[:2]:
             raise ValueError(
                 f"Expected observations of shape [time, {self.n_dim_obs}] or "
-                f"[batch, time, {self.n_dim_obs}]. Received: shape={X.shape}"
+                f"[batch, time, {self.n_dim_obs}] with at least one sequence of at least one "
+                f"step. Received: shape={X.shape}"
             )
         mask = np.ones(X.shape[:2], bool) if mask is None else np.asarray(mask, bool)
         if mask.shape != X.shape[:2]:
