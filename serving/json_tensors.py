@@ -3,6 +3,10 @@
 Row form (`instances`, answered with `predictions`) and columnar form (`inputs`, answered with
 `outputs`); `{"b64": ...}` for binary strings; string outputs as UTF-8 text unless the output's
 name ends in `_bytes`, which are sent back base64 encoded, as TF Serving does.
+
+Element types are read through the attributes `tf.DType` and the client's TensorFlow-free
+`seqzoo.serving.data_type.DataType` share (`name`, `is_bool`, `is_integer`, `as_numpy_dtype`), so
+the server and the client use the same conversions and only the server imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import binascii
 
 import grpc
 import numpy as np
-import tensorflow as tf
 
 from seqzoo.serving.serving_error import ServingError
 
@@ -53,9 +56,9 @@ def _string_leaf(value, where: str) -> bytes:
     raise _invalid(f"{where} expects strings (or {{\"b64\": ...}} objects); received {value!r}.")
 
 
-def _check_leaf(value, dtype: tf.DType, where: str):
+def _check_leaf(value, dtype, where: str):
     is_bool = isinstance(value, bool)
-    if dtype == tf.bool:
+    if dtype.is_bool:
         ok = is_bool
     elif dtype.is_integer:
         ok = isinstance(value, int) and not is_bool
@@ -66,10 +69,10 @@ def _check_leaf(value, dtype: tf.DType, where: str):
     return value
 
 
-def to_array(value, dtype: tf.DType, where: str) -> np.ndarray:
+def to_array(value, dtype, where: str) -> np.ndarray:
     """Converts a JSON value (scalar or nested lists) to an array of `dtype`, checking every leaf."""
     shape, leaves = _shape_and_leaves(value, where)
-    if dtype == tf.string:
+    if dtype.name == "string":
         return np.array([_string_leaf(leaf, where) for leaf in leaves], dtype=object).reshape(shape)
     try:
         flat = np.array([_check_leaf(leaf, dtype, where) for leaf in leaves],
@@ -79,8 +82,8 @@ def to_array(value, dtype: tf.DType, where: str) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def parse_predict_request(body, input_specs: dict[str, tf.TensorSpec]) -> tuple[dict, bool]:
-    """Reads the tensors of a predict request body.
+def parse_predict_request(body, input_specs: dict) -> tuple[dict, bool]:
+    """Reads the tensors of a predict request body, given each input's spec (with a `dtype`).
 
     Returns `(inputs, row_format)`: arrays by input name, and whether the body used `instances`.
     """
@@ -190,10 +193,10 @@ def format_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
                             for i in range(size)]}
 
 
-def from_json(value, dtype: tf.DType, name: str) -> np.ndarray:
+def from_json(value, dtype, name: str) -> np.ndarray:
     """Reads an output tensor of a response back into an array (strings become Python str,
     `_bytes` outputs bytes)."""
-    if dtype != tf.string:
+    if dtype.name != "string":
         return np.asarray(value, dtype=dtype.as_numpy_dtype)
     shape, leaves = _shape_and_leaves(value, f"Output {name!r}")
     decoded = [base64.b64decode(leaf["b64"]) if is_b64(leaf) else leaf for leaf in leaves]

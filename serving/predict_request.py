@@ -5,31 +5,44 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 
 DEFAULT_SIGNATURE = "serving_default"
 OUTPUT_FORMATS = ("text", "json")
 REQUEST_KEYS = ("instances", "inputs", "signature_name")
 
 
-def input_specs(signature) -> dict:
-    """A `SignatureDef`'s inputs as `tf.TensorSpec`s by name."""
-    import tensorflow as tf
+class _Spec(typing.NamedTuple):
+    """An input of a signature: its element type and shape (None: unknown rank; -1: any size)."""
 
-    return {name: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.as_dtype(info.dtype))
-            for name, info in sorted(signature.inputs.items())}
+    dtype: "DataType"
+    shape: list[int] | None
+
+
+def input_specs(signature: dict) -> dict[str, _Spec]:
+    """The inputs of a signature def (a dict, as `Client.signature` gives it) by name."""
+    from seqzoo.serving.data_type import DataType
+
+    specs = {}
+    for name, info in sorted(signature["inputs"].items()):
+        shape = info.get("tensor_shape", {})
+        specs[name] = _Spec(DataType.of(info["dtype"]),
+                            None if shape.get("unknown_rank") else
+                            [int(dim["size"]) for dim in shape.get("dim", [])])
+    return specs
 
 
 def _describe(specs: dict) -> str:
-    return ", ".join(
-        f"{name} ({spec.dtype.name} {spec.shape.as_list() if spec.shape.rank is not None else '?'})"
-        for name, spec in specs.items())
+    def shape(spec):
+        return "?" if spec.shape is None else str([None if size < 0 else size
+                                                   for size in spec.shape])
+
+    return ", ".join(f"{name} ({spec.dtype.name} {shape(spec)})" for name, spec in specs.items())
 
 
 def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
     """The request of TEXT arguments: the texts as the signature's one string input."""
-    import tensorflow as tf
-
-    if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
+    if len(specs) != 1 or not next(iter(specs.values())).dtype.is_string:
         raise ValueError(
             f"TEXT arguments go to a signature with a single string input, but {where} has "
             f"inputs {_describe(specs)}; give them as --input NAME=JSON or --json FILE."
@@ -115,6 +128,44 @@ def _complete(arrays: dict, specs: dict, where: str) -> dict:
             f"{where} needs inputs {_describe(specs)}; missing: {', '.join(missing)}."
         )
     return arrays
+
+
+def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
+            json_file: str | None = None, signature: str | None = None,
+            version: int | None = None, via: str = "rest") -> dict:
+    """Sends the request of `seqzoo predict` and returns the outputs by name.
+
+    Args:
+        client: a `seqzoo.serving.client.Client`.
+        name: the model name.
+        texts: texts, one row each, for a signature with one string input.
+        pairs: `NAME=JSON` inputs.
+        json_file: a TF Serving request body's file (stdin if "-").
+        signature: the signature name (default: the body's, else serving_default).
+        version: the model version (default: the latest).
+        via: "rest" or "grpc"; the signature is read by the same transport.
+
+    Exactly one of `texts`, `pairs` and `json_file` is given; the request is checked against the
+    signature's inputs before it is sent.
+    """
+    given = [source for source, value in (("TEXT", texts), ("--input", pairs),
+                                          ("--json", json_file is not None)) if value]
+    if len(given) != 1:
+        raise ValueError(
+            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable) or --json "
+            f"FILE. Received: {' and '.join(given) if given else 'none of them'}."
+        )
+    body = read_request_body(json_file) if json_file is not None else None
+    signature_name = resolve_signature(signature, body)
+    specs = input_specs(client.signature(name, signature_name, version, via=via))
+    where = f"signature {signature_name!r} of model {name!r}"
+    if texts:
+        inputs = text_inputs(specs, list(texts), where)
+    elif pairs:
+        inputs = named_inputs(specs, pairs, where)
+    else:
+        inputs = body_inputs(specs, body, where)
+    return client.predict(name, inputs, signature_name=signature_name, version=version, via=via)
 
 
 def format_outputs(outputs: dict, texts: list[str], output_format: str = "text") -> str:

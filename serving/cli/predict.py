@@ -5,9 +5,9 @@ The request and the printout are built in `seqzoo.serving.predict_request`.
 
 from __future__ import annotations
 
-from seqzoo.serving.predict_request import (OUTPUT_FORMATS, body_inputs, format_outputs,
-                                            input_specs, named_inputs, read_request_body,
-                                            resolve_signature, text_inputs)
+from seqzoo.serving.predict_request import OUTPUT_FORMATS, format_outputs, predict
+
+LDS_EXAMPLE = "observations='[[[0.5, -0.2], [0.1, 0.3]]]'"
 
 
 def register(subparsers) -> None:
@@ -27,14 +27,16 @@ def register(subparsers) -> None:
     texts.required = False
     parser.add_argument("--input", dest="inputs", action="append", default=[],
                         metavar="NAME=JSON",
-                        help="an input as JSON, e.g. observations='[[[0.1], [0.2]]]' (repeatable)")
+                        help=f"an input as JSON (repeatable), e.g. {LDS_EXAMPLE} for the lds "
+                        "model of `seqzoo train lds` (a batch of one sequence of two steps of "
+                        "its two observed values)")
     parser.add_argument("--json", dest="json_file", default=None, metavar="FILE",
                         help='a request body {"instances": ...} or {"inputs": ...} (optional '
                              '"signature_name"), read from FILE or from stdin if FILE is -')
     parser.add_argument("--output", choices=OUTPUT_FORMATS, default="text",
                         help="text (readable, default) or json (one object of the outputs)")
     parser.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="server host (default: 127.0.0.1)")
     parser.add_argument("--port", "--grpc-port", dest="port", type=int, default=8500,
                         help="gRPC port (default: 8500)")
     parser.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
@@ -49,29 +51,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from seqzoo.serving.client import Client
 
-    given = [source for source, value in (("TEXT", args.texts), ("--input", args.inputs),
-                                          ("--json", args.json_file is not None)) if value]
-    if len(given) != 1:
-        raise ValueError(
-            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable) or --json "
-            f"FILE. Received: {' and '.join(given) if given else 'none of them'}."
-        )
-    body = read_request_body(args.json_file) if args.json_file is not None else None
-    signature_name = resolve_signature(args.signature, body)
-    client = Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port)
-    try:
-        specs = input_specs(client.signature(args.name, signature_name, args.version))
-        where = f"signature {signature_name!r} of model {args.name!r}"
-        if args.texts:
-            inputs = text_inputs(specs, args.texts, where)
-        elif args.inputs:
-            inputs = named_inputs(specs, args.inputs, where)
-        else:
-            inputs = body_inputs(specs, body, where)
-        outputs = client.predict(args.name, inputs, signature_name=signature_name,
-                                 version=args.version, via="grpc" if args.grpc else "rest")
-    finally:
-        # An open gRPC channel keeps a polling thread that can abort the process at exit.
-        client.close()
+    # Closed on exit: an open gRPC channel keeps a polling thread that can abort the process.
+    with Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port) as client:
+        outputs = predict(client, args.name, texts=args.texts, pairs=args.inputs,
+                          json_file=args.json_file, signature=args.signature,
+                          version=args.version, via="grpc" if args.grpc else "rest")
     print(format_outputs(outputs, args.texts, args.output), flush=True)
     return 0

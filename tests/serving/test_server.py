@@ -60,7 +60,7 @@ def test_metadata_has_tf_serving_shape_and_matches_grpc(server):
     assert default["outputs"]["length"]["dtype"] == "DT_INT32"
     client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
     assert client.metadata("toy", via="rest") == client.metadata("toy", via="grpc")
-    assert set(client.metadata("toy", 1, via="grpc").signature_def) >= {"affine", "echo"}
+    assert set(client.metadata("toy", 1, via="grpc")["signature_def"]) >= {"affine", "echo"}
 
 
 def test_row_and_columnar_predict(server):
