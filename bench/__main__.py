@@ -1,7 +1,8 @@
 """`python -m bench [NAME ...] [BENCH OPTIONS]`: runs every bench/*_bench.py, or the named ones.
 
 Leading arguments are bench names ("train" or "train_bench"); everything from the first option
-on (e.g. `--quick`) is passed to each selected bench's `main(argv)`.
+on (e.g. `--quick`) is passed to each selected bench's `main(argv)`, except `--verbose`, which
+lets TensorFlow's log lines through.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import importlib
 import os
 import pkgutil
 import sys
+
+from seqzoo.serving.tensorflow_logs import quiet_tensorflow_logs
 
 SUFFIX = "_bench"
 
@@ -38,5 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "--verbose" in sys.argv:
+        sys.argv.remove("--verbose")
+    else:
+        quiet_tensorflow_logs()
     sys.exit(main())

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from seqzoo.serving.tensorflow_logs import quiet_tensorflow_logs
 
 COMMANDS = ("train", "export", "serve", "predict", "attention", "gradients", "demo")
 
@@ -23,16 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for command in subparsers.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="also show TensorFlow's own log lines")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if not args.verbose:
+        quiet_tensorflow_logs()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:

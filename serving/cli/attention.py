@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 
 def register(subparsers) -> None:
@@ -22,6 +23,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not pathlib.Path(args.model).is_dir():  # before TensorFlow loads
+        raise ValueError(f"{args.model!r} is not a directory; give a run directory (runs/NAME) or "
+                         "an exported model (models/NAME or models/NAME/VERSION).")
     from seqzoo.training.attention_weights import compute_attention
     from seqzoo.zoo.models.translation.attention_plot import plot_attention
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from seqzoo.training.config import load as load_run_config
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,6 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    load_run_config(args.run_dir)  # before TensorFlow loads: a wrong RUN_DIR is answered at once
     from seqzoo.serving.export import export_run
 
     path = export_run(args.run_dir, args.models_dir, args.name, args.version)

@@ -7,7 +7,9 @@ It accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_na
 from __future__ import annotations
 
 import logging
+import pathlib
 import signal
+import sys
 
 
 def register(subparsers) -> None:
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=None,
                         help="accepted for TF Serving compatibility; the config file is re-read "
                              "at every poll")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", "--grpc-port", "--grpc_port", dest="port", type=int, default=8500,
                         help="gRPC port (default: 8500)")
     parser.add_argument("--rest_api_port", "--rest-api-port", "--rest-port", dest="rest_api_port",
@@ -37,8 +40,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from seqzoo.serving.server import ModelServer
-
     if (args.model_name is None) != (args.model_base_path is None):
         raise ValueError("--model_name and --model_base_path go together; give both or neither.")
     sources = [args.models_dir, args.model_base_path, args.model_config_file]
@@ -46,10 +47,20 @@ def run(args) -> int:
         raise ValueError(
             "Give one of --models-dir, --model_name/--model_base_path or --model_config_file."
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     use_models_dir = args.model_base_path is None and args.model_config_file is None
+    models_dir = (args.models_dir or "models") if use_models_dir else None
+    watched = (("--models-dir", models_dir), ("--model_base_path", args.model_base_path))
+    for flag, directory in watched:
+        if directory is not None and not pathlib.Path(directory).is_dir():
+            # A warning, not an error: a server may start before the first export (TF Serving
+            # also waits for versions to appear), but a typo must not go unnoticed.
+            print(f"seqzoo serve: warning: {flag} {directory!r} does not exist (yet); nothing is "
+                  "served until models are exported there.", file=sys.stderr, flush=True)
+    from seqzoo.serving.server import ModelServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = ModelServer(
-        (args.models_dir or "models") if use_models_dir else None,
+        models_dir,
         model_name=args.model_name, model_base_path=args.model_base_path,
         model_config_file=args.model_config_file, host=args.host,
         rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,

@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import argparse
 
-from seqzoo.training.config import STRATEGIES
+from seqzoo.training.config import STRATEGIES, TrainConfig
+from seqzoo.training.tasks import SUMMARIES, TASKS, check_task_name
 
 
 def register(subparsers) -> None:
     """Adds the `train` subcommand to the `seqzoo` parser's `subparsers`."""
+    width = max(map(len, TASKS))
+    tasks = "\n".join(f"  {name:<{width}}  {SUMMARIES.get(name, '')}" for name in TASKS)
     parser = subparsers.add_parser(
         "train",
         help="train a task's model (resumes when the run directory has checkpoints)",
-        description="Train TASK with the custom distributed loop. Settings come from defaults, "
-        "then RUN_DIR/config.yaml when resuming, then --config, then --set, then the flags. "
-        "A run directory with checkpoints is resumed with its own settings; only the number of "
-        "steps, the strategy and how often to log, evaluate and checkpoint may change "
+        description="Train TASK with the custom distributed loop. Settings come from defaults,\n"
+        "then RUN_DIR/config.yaml when resuming, then --config, then --set, then the flags.\n"
+        "A run directory with checkpoints is resumed with its own settings; only the number\n"
+        "of steps, the strategy and how often to log, evaluate and checkpoint may change\n"
         "(--fresh starts over).",
+        epilog=f"tasks:\n{tasks}\n\nThe README's \"Built-in datasets\" says what each one "
+        "covers\n(builtin:dates, for one, spans the years 1950-2049).\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("task", metavar="TASK", help="task name, e.g. sentiment or translation")
-    parser.add_argument("--data", help="builtin[:NAME], tfds:NAME or file:PATH (default builtin)")
-    parser.add_argument("--run-dir", help="run directory (default runs/TASK)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="distribution strategy")
-    parser.add_argument("--steps", type=int, help="total optimizer steps of the run")
-    parser.add_argument("--batch-size", type=int, help="global batch size")
+    defaults = TrainConfig()
+    parser.add_argument("task", metavar="TASK", help="task name (listed below)")
+    parser.add_argument("--data", help="builtin[:NAME], tfds:NAME or file:PATH (default: builtin, "
+                        "the task's first built-in dataset)")
+    parser.add_argument("--run-dir", help="run directory (default: runs/TASK)")
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help=f"distribution strategy (default: {defaults.strategy}: "
+                        "multi_worker_mirrored when TF_CONFIG names several workers, mirrored "
+                        "on several GPUs, else one_device)")
+    parser.add_argument("--steps", type=int,
+                        help=f"total optimizer steps of the run (default: {defaults.steps})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"global batch size (default: {defaults.batch_size})")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
                         default=[], help="override a setting, e.g. --set model.units=64")
@@ -35,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_task_name(args.task)  # before TensorFlow loads: a typo is answered at once
     from seqzoo.training import loop, run_directory
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,

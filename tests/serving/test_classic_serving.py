@@ -1,9 +1,13 @@
 """Exported classic models called through the model server, over REST and gRPC."""
 
+import json
+
 import grpc
 import numpy as np
 import pytest
 
+from seqzoo.serving.cli import main as seqzoo
+from seqzoo.serving.cli.predict import LDS_EXAMPLE
 from seqzoo.serving.client import Client
 from seqzoo.serving.export import export_run
 from seqzoo.serving.server import ModelServer
@@ -77,3 +81,16 @@ def test_out_of_range_symbol_is_an_invalid_argument(served, via):
     with pytest.raises(ServingError) as info:
         client.predict("casino", {"observations": [[0, 1, 9]]}, via=via)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_lds_example_of_predict_help_fits_the_lds_export(served, capsys):
+    client, restored = served
+    _, model = restored["oscillator"]
+    value = LDS_EXAMPLE.partition("=")[2].strip("'")
+    assert seqzoo(["predict", "oscillator", "--input", f"observations={value}", "--output",
+                   "json", "--port", str(client.grpc_port), "--rest_api_port",
+                   str(client.rest_port)]) == 0
+    outputs = json.loads(capsys.readouterr().out)
+    means, _ = model.smooth(np.array(json.loads(value)))
+    np.testing.assert_allclose(outputs["smoothed_state_means"], means, atol=1e-4)
+

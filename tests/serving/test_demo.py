@@ -1,5 +1,6 @@
 """`seqzoo demo` as a user runs it: a real process that trains, exports, serves and queries."""
 
+import json
 import os
 import pathlib
 import re
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 SEQZOO = [sys.executable, "-m", "seqzoo.serving.cli"]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -32,9 +34,18 @@ def test_demo_trains_serves_answers_and_reuses_the_model(tmp_path):
     rows = re.findall(r"^\s+(negative|positive)\s+(0\.\d{3}|1\.000)\s+(.+)$", rest, re.M)
     assert len(rows) == 6
     assert rest.splitlines()[1:] == grpc.splitlines()[1:]
+    assert first.stderr == ""  # the command's own output only, no TensorFlow log lines
+    # The accuracy printed is the run's, and the answers are the exported model's own.
+    metrics = json.loads((tmp_path / "runs" / "sentiment" / "metrics.json").read_text())
     accuracy = re.search(r"^held-out test accuracy: (\d\.\d+)$", out, re.M)
-    assert accuracy and 0.0 <= float(accuracy.group(1)) <= 1.0
+    assert accuracy.group(1) == f"{metrics['test_accuracy']:.4f}"
     assert sorted(p.name for p in (tmp_path / "models" / "sentiment").iterdir()) == ["1"]
+    exported = tf.saved_model.load(str(tmp_path / "models" / "sentiment" / "1"))
+    answers = exported.signatures["serving_default"](text=tf.constant([row[2] for row in rows]))
+    for (label, probability, _), expected_label, probabilities in zip(
+            rows, answers["label"].numpy(), answers["probabilities"].numpy()):
+        assert label == expected_label.decode()
+        assert float(probability) == pytest.approx(probabilities.max(), abs=5e-4)
 
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -1,7 +1,8 @@
 """Registry of tasks: `seqzoo train NAME` looks NAME up here.
 
 Entries are "module:Class" strings, imported on first use, so that importing the registry stays
-cheap and one family's dependencies never load for another.
+cheap and one family's dependencies never load for another. `SUMMARIES` gives each task the line
+`seqzoo train --help` lists it with (what it learns and its built-in datasets).
 """
 
 from __future__ import annotations
@@ -18,16 +19,31 @@ TASKS: dict[str, str] = {
     "elman": "seqzoo.training.tasks.elman:ElmanTask",
 }
 
+SUMMARIES: dict[str, str] = {
+    "sentiment": "text -> label (many to one); builtin: generated movie reviews",
+    "ar": "AR(p) forecasting by least squares or gradient; builtin:var2, builtin:ar3",
+    "delay_tap": "delay-tap network forecasting a nonlinear series; builtin:logistic",
+    "lds": "linear dynamical system (Kalman), by EM or gradient; builtin:oscillator",
+    "hmm": "hidden Markov model, by Baum-Welch or gradient; builtin:casino, builtin:regimes",
+    "translation": "text -> text with attention and beam search; builtin:dates, builtin:long",
+    "elman": "Elman network on long time lags; builtin:adding, builtin:copy",
+}
+
 
 def task_names() -> list[str]:
     return sorted(TASKS)
 
 
-def get_task_class(name: str):
-    """Returns the Task subclass registered under `name`; unknown names list the valid ones."""
+def check_task_name(name: str) -> str:
+    """Returns `name` if a task is registered under it; unknown names list the valid ones."""
     if name not in TASKS:
         raise ValueError(f"Unknown task {name!r}; accepted: {', '.join(task_names())}.")
-    module_name, class_name = TASKS[name].split(":")
+    return name
+
+
+def get_task_class(name: str):
+    """Returns the Task subclass registered under `name`; unknown names list the valid ones."""
+    module_name, class_name = TASKS[check_task_name(name)].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
