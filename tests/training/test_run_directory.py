@@ -18,7 +18,7 @@ def _toy(monkeypatch):
     from seqzoo.training import tasks
 
     monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("seqzoo.training.cli",))
+    monkeypatch.setattr(cli, "COMMANDS", ("train",))
 
 
 def _train(run_dir, *args):

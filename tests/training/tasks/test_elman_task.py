@@ -116,7 +116,7 @@ def test_truncated_step_makes_the_updates_of_the_truncated_bptt_trainer():
 
 
 def test_seqzoo_train_learns_the_echo_by_truncated_bptt(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("seqzoo.training.cli",))
+    monkeypatch.setattr(cli, "COMMANDS", ("train",))
     assert cli.main([
         "train", "elman", "--data", "builtin:echo", "--run-dir", str(tmp_path), "--steps", "60",
         "--batch-size", "32", "--strategy", "one_device", "--no-progress",
