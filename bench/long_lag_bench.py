@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.adding_lengths, args.copy_delays = [4], [2]
         args.steps, args.copy_steps, args.units, args.batch_size = 20, 20, 8, 16
-        args.echo_delay, args.echo_steps = 2, 5
+        args.echo_delay, args.echo_steps = 1, 5  # truncations: full, 2 and 1
     if min(args.steps, args.copy_steps, args.units, args.batch_size, args.echo_delay,
            args.echo_steps) < 1:
         parser.error("--steps, --copy-steps, --units, --batch-size, --echo-delay and "

@@ -28,13 +28,18 @@ import tensorflow as tf
 LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
 
-def _train(run_dir, data, steps, extra):
+# A smoke run's models: small, on little data, so that tracing and not training is its cost.
+QUICK_OVERRIDES = ["model.num_train=1000", "model.num_validation=40", "model.units=16",
+                   "model.embedding_dim=16"]
+
+
+def _train(run_dir, data, steps, extra, quick):
     from seqzoo.training import loop, run_directory
 
     overrides = [f"data={data}", f"train.steps={steps}", "train.learning_rate=0.004",
                  "train.checkpoint_every=100000", "model.embedding_dim=32",
                  "model.num_train=20000", "model.num_validation=200", "model.eval_beam=false",
-                 *extra]
+                 *extra, *(QUICK_OVERRIDES if quick else [])]
     config = run_directory.configure("translation", run_dir, overrides=overrides)
     return loop.train(config, run_dir, progress=False)
 
@@ -57,7 +62,7 @@ def throughput_table(root, steps, batch_size, rounds, quick):
     from seqzoo.training.data.translation_builtin import generate
 
     run_dir = root / "dates"
-    metrics = _train(run_dir, "builtin:dates", steps, ["model.beam_width=4"])
+    metrics = _train(run_dir, "builtin:dates", steps, ["model.beam_width=4"], quick)
     version_dir = export_run(run_dir, root / "models", "dates")
     loaded = tf.saved_model.load(str(version_dir))
     _, pairs = generate("dates", 0, 2 * batch_size, seed=99)
@@ -98,7 +103,7 @@ def attention_table(root, steps, quick):
     results = {}
     for attention in ("bahdanau", "none"):
         run_dir = root / f"long_{attention}"
-        metrics = _train(run_dir, "builtin:long", steps, [f"model.attention={attention}"])
+        metrics = _train(run_dir, "builtin:long", steps, [f"model.attention={attention}"], quick)
         task, model = run_directory.restore(run_dir)
         sources, references = zip(*task.validation_pairs)
         hypotheses = task.translate(model, list(sources), "greedy")

@@ -1,4 +1,5 @@
-"""Shared test setup: quiet TensorFlow, two logical CPU devices, seeded randomness."""
+"""Shared test setup: quiet TensorFlow, two logical CPU devices, seeded randomness, and a small
+translation run (trained two steps and exported once) for the tests of its export and tools."""
 
 import os
 
@@ -24,3 +25,22 @@ def _seed():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+@pytest.fixture(scope="session")
+def dates_translation(tmp_path_factory):
+    """`(run_dir, models_dir)`: a tiny date translator trained two steps (learning is tested in
+    tests/training/test_translation_task.py) and exported once as `models_dir/dates/1`, beam
+    width 3. Shared by the tests of the export, the server and `seqzoo attention`."""
+    from seqzoo.serving.export import export_run
+    from seqzoo.training import loop, run_directory
+
+    root = tmp_path_factory.mktemp("dates_translation")
+    config = run_directory.configure("translation", root / "run", overrides=[
+        "data=builtin:dates", "train.steps=2", "train.batch_size=8", "model.units=8",
+        "model.embedding_dim=8", "model.num_train=300", "model.num_validation=4",
+        "model.eval_beam=false", "model.max_target_length=12", "model.beam_width=3",
+    ])
+    loop.train(config, root / "run", progress=False)
+    export_run(root / "run", root / "models", "dates")
+    return root / "run", root / "models"

@@ -1,30 +1,24 @@
 """A date translator exported and served: REST and gRPC agree with the SavedModel in process,
 for batches of sentences of different lengths, on every signature.
 
-The model is not trained (learning is tested in tests/training/test_translation_task.py): these
-tests are about the export and the wire, and an untrained model exercises them just as well."""
+The model is trained two steps only (learning is tested in tests/training/test_translation_task.py):
+these tests are about the export and the wire, which such a model exercises just as well. It is
+the `dates_translation` run of tests/conftest.py, shared with the `seqzoo attention` tests."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from seqzoo.serving.client import Client
-from seqzoo.serving.export import export_model
 from seqzoo.serving.server import ModelServer
-from seqzoo.training.tasks.translation import TranslationConfig, TranslationTask
 
 SENTENCES = ["the third of March, 2021", "03/04/21", "Wednesday, March 3, 2021", "1.2.99"]
-CONFIG = TranslationConfig(units=8, embedding_dim=8, num_train=300, num_validation=10,
-                           beam_width=3, max_target_length=12)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("translation")
-    task = TranslationTask(CONFIG, data="builtin:dates", run_dir=root / "run")
-    task.prepare()
-    version_dir = export_model(task, task.build_model(), root / "models", "dates")
-    return root / "models", version_dir
+def exported(dates_translation):
+    _, models_dir = dates_translation
+    return models_dir, models_dir / "dates" / "1"
 
 
 @pytest.fixture(scope="module")

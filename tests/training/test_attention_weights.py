@@ -5,30 +5,15 @@ import numpy as np
 import pytest
 
 from seqzoo.serving.cli import main
-from seqzoo.serving.export import export_run
-from seqzoo.training import loop, run_directory
 from seqzoo.training.attention_weights import compute_attention
 from seqzoo.zoo.models.translation.attention_plot import plot_attention
 
 SENTENCE = "Mar 3 2021"
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("attention") / "run"
-    config = run_directory.configure("translation", run_dir, overrides=[
-        "data=builtin:dates", "train.steps=2", "train.batch_size=8", "model.units=8",
-        "model.embedding_dim=8", "model.num_train=200", "model.num_validation=4",
-        "model.eval_beam=false", "model.max_target_length=10", "model.beam_width=2",
-    ])
-    loop.train(config, run_dir, progress=False)
-    return run_dir
-
-
-def test_attention_png_from_a_run_and_from_its_export(run_dir, tmp_path, capsys):
+def test_attention_png_from_a_run_and_from_its_export(dates_translation, tmp_path, capsys):
+    run_dir, models_dir = dates_translation
     from_run = compute_attention(run_dir, SENTENCE)
-    models_dir = tmp_path / "models"
-    export_run(run_dir, models_dir, "dates")
     from_model = compute_attention(models_dir / "dates", SENTENCE)
     assert from_model["translation"] == from_run["translation"]
     assert from_model["source_tokens"] == list(SENTENCE)
