@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/seqzoo demo $(ARGS)
 
+# Two workers, a test file each at a time (module fixtures stay in one process): most of the
+# suite's time is single-threaded graph tracing. ARGS='-n 0' runs it in one process.
 test: $(STAMP)
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile tests $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
