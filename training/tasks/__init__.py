@@ -26,7 +26,8 @@ SUMMARIES: dict[str, str] = {
     "lds": "linear dynamical system (Kalman), by EM or gradient; builtin:oscillator",
     "hmm": "hidden Markov model, by Baum-Welch or gradient; builtin:casino, builtin:regimes",
     "translation": "text -> text with attention and beam search; builtin:dates, builtin:long",
-    "elman": "Elman network on long time lags; builtin:adding, builtin:copy",
+    "elman": "Elman network on long time lags, full or truncated BPTT; builtin:adding, "
+             "builtin:copy, builtin:echo",
 }
 
 
