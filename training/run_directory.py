@@ -83,7 +83,11 @@ class RunDirectory:
         return yaml.safe_load(self.config_file.read_text()) or {}
 
     def clear(self) -> None:
-        """Removes the run's files (see `ENTRIES`), leaving anything else in the directory."""
+        """Removes the run's files (see `ENTRIES`), leaving anything else in the directory; a
+        directory without the `config.yaml` every run writes first holds no run and is left
+        alone (its `logs/` or `assets/` are someone else's)."""
+        if not self.config_file.is_file():
+            return
         for name in self.ENTRIES:
             entry = self.path / name
             if entry.is_dir():

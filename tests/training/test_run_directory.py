@@ -76,6 +76,11 @@ def test_resumed_run_lists_other_settings_and_fresh_starts_over(tmp_path, capsys
         "ckpt-2.index"]
     assert (run_dir / "notes.txt").read_text() == "the user's own file"
 
+    # A directory no run wrote into (no config.yaml) keeps its own logs/ and assets/.
+    (tmp_path / "project" / "logs").mkdir(parents=True)
+    RunDirectory(tmp_path / "project").clear()
+    assert (tmp_path / "project" / "logs").is_dir()
+
     with pytest.raises(ValueError, match="holds a 'toy' run, not 'sentiment'; pass --fresh"):
         run_directory.configure("sentiment", run_dir)
 
