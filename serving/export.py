@@ -86,9 +86,9 @@ def api_method(signature) -> str:
     classify (`inputs` strings in; `classes` strings and/or `scores` floats out), regress
     (`inputs` strings in; `outputs` floats out), predict otherwise."""
     inputs = {key: tf.as_dtype(info.dtype) for key, info in signature.inputs.items()}
-    outputs = {key: tf.as_dtype(info.dtype) for key, info in signature.outputs.items()}
     if inputs != {tf.saved_model.CLASSIFY_INPUTS: tf.string}:
         return tf.saved_model.PREDICT_METHOD_NAME
+    outputs = {key: tf.as_dtype(info.dtype) for key, info in signature.outputs.items()}
     if outputs and outputs.items() <= {(tf.saved_model.CLASSIFY_OUTPUT_CLASSES, tf.string),
                                        (tf.saved_model.CLASSIFY_OUTPUT_SCORES, tf.float32)}:
         return tf.saved_model.CLASSIFY_METHOD_NAME
