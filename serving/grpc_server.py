@@ -7,19 +7,30 @@ import concurrent.futures
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
+    inference_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from seqzoo.serving.model_registry import ModelRegistry
+from seqzoo.serving.servable import DEFAULT_SIGNATURE
 from seqzoo.serving.serving_error import ServingError
 
 
 def _requested(spec):
     return (spec.name, spec.version.value if spec.HasField("version") else None,
             spec.version_label or None)
+
+
+def _answered_spec(spec, request_spec, version: int) -> None:
+    spec.name = request_spec.name
+    spec.version.value = version
+    spec.signature_name = request_spec.signature_name or DEFAULT_SIGNATURE
 
 
 def _abort_on_error(method):
@@ -50,11 +61,43 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         outputs = servable.predict(request.model_spec.signature_name, inputs,
                                    request.output_filter)
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = name
-        response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+        _answered_spec(response.model_spec, request.model_spec, servable.version)
         for key, array in outputs.items():
             response.outputs[key].CopyFrom(tf.make_tensor_proto(array))
+        return response
+
+    def _on_examples(self, request, response, method: str):
+        """Classify or Regress: the servable's `method` on the request's tf.Examples."""
+        servable = self.registry.get(*_requested(request.model_spec))
+        response.result.CopyFrom(getattr(servable, method)(request.model_spec.signature_name,
+                                                           request.input))
+        _answered_spec(response.model_spec, request.model_spec, servable.version)
+        return response
+
+    @_abort_on_error
+    def Classify(self, request, context):
+        return self._on_examples(request, classification_pb2.ClassificationResponse(), "classify")
+
+    @_abort_on_error
+    def Regress(self, request, context):
+        return self._on_examples(request, regression_pb2.RegressionResponse(), "regress")
+
+    @_abort_on_error
+    def MultiInference(self, request, context):
+        names = {task.model_spec.name for task in request.tasks}
+        if "" in names:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "Found ModelSpec with an empty model name.")
+        if len(names) > 1:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "All ModelSpecs in a MultiInferenceRequest must access the same "
+                               f"model name; received {sorted(names)}.")
+        if not names:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "MultiInferenceRequest has no tasks; give at least one.")
+        servable = self.registry.get(*_requested(request.tasks[0].model_spec))
+        response = inference_pb2.MultiInferenceResponse()
+        response.results.extend(servable.multi_inference(request.tasks, request.input))
         return response
 
     @_abort_on_error
@@ -83,12 +126,22 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context):
         return self.registry.status(*_requested(request.model_spec))
 
+    @_abort_on_error
+    def HandleReloadConfigRequest(self, request, context):
+        self.registry.reload_config(request.config)
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.SetInParent()  # error_code OK
+        return response
+
 
 class GrpcServer:
     """Serves a `ModelRegistry` over TF Serving's gRPC API.
 
-    `PredictionService.Predict` and `.GetModelMetadata`, `ModelService.GetModelStatus`; errors
-    are gRPC statuses (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION) as TF Serving gives them.
+    `PredictionService` (Predict, Classify, Regress, MultiInference, GetModelMetadata) and
+    `ModelService` (GetModelStatus, HandleReloadConfigRequest); errors are gRPC statuses
+    (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...) as TF Serving gives them. The port is
+    bound exclusively: grpcio's default SO_REUSEPORT would let a second server share a busy port
+    and take half of its requests.
 
     Args:
         registry: the models to serve.
@@ -111,7 +164,8 @@ class GrpcServer:
         self._server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=max_workers),
             options=[("grpc.max_send_message_length", -1),
-                     ("grpc.max_receive_message_length", -1)],
+                     ("grpc.max_receive_message_length", -1),
+                     ("grpc.so_reuseport", 0)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _PredictionService(registry), self._server)
@@ -122,7 +176,9 @@ class GrpcServer:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise ValueError(f"Could not bind the gRPC port {host}:{port}; is it in use?")
+            raise ValueError(f"Could not bind the gRPC port {host}:{port}: it is in use (or "
+                             "not available on this host). Stop the other server or pick another "
+                             "--port.")
 
     def start(self) -> None:
         self._server.start()

@@ -158,13 +158,18 @@ def _json_strings(array: np.ndarray, binary: bool):
     return np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
+def float32_json(value) -> float:
+    """The shortest decimal that reads back to the same float32 (or float16) value (0.1, not
+    0.10000000149...), as TF Serving writes them."""
+    return float(str(value if isinstance(value, np.floating) else np.float32(value)))
+
+
 def to_json(name: str, array: np.ndarray):
     """One output tensor as JSON: numbers and booleans as they are, strings as text or b64."""
     if array.dtype.kind in "OSU":
         return _json_strings(array, binary=name.endswith("_bytes"))
     if array.dtype in (np.float32, np.float16):
-        # The shortest decimal that reads back to the same float32 (0.1, not 0.10000000149...).
-        flat = [float(str(value)) for value in array.ravel()]
+        flat = [float32_json(value) for value in array.ravel()]
         return np.array(flat, dtype=np.float64).reshape(array.shape).tolist()
     return array.tolist()
 

@@ -11,7 +11,7 @@ import threading
 import grpc
 from google.protobuf import json_format
 
-from seqzoo.serving import json_tensors
+from seqzoo.serving import json_examples, json_tensors
 from seqzoo.serving.model_registry import ModelRegistry
 from seqzoo.serving.serving_error import ServingError
 
@@ -22,6 +22,8 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>/metadata|:predict|:classify|:regress)?$"
 )
+_ACCEPTED = {("GET", None), ("GET", "/metadata"), ("POST", ":predict"), ("POST", ":classify"),
+             ("POST", ":regress")}
 
 
 def _proto_json(message) -> dict:
@@ -73,12 +75,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         registry: ModelRegistry = self.server.registry
         match = _ROUTE.match(self.path.split("?", 1)[0])
         verb = match and match["verb"]
-        if not match or (method, verb) not in (("GET", None), ("GET", "/metadata"),
-                                               ("POST", ":predict")):
+        if not match or (method, verb) not in _ACCEPTED:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND,
                 f"Malformed request: {method} {self.path}. Accepted: GET /v1/models/NAME"
-                "[/versions/N][/metadata], POST /v1/models/NAME[/versions/N]:predict.",
+                "[/versions/N|/labels/LABEL][/metadata], POST /v1/models/NAME"
+                "[/versions/N|/labels/LABEL]:(predict|classify|regress).",
             )
         name, label = match["name"], match["label"]
         version = int(match["version"]) if match["version"] else None
@@ -90,14 +92,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
                 "metadata": {"signature_def": _proto_json(servable.signature_def_map())},
             }
-        return self._predict(servable, body)
+        request = _json_body(body)
+        if verb == ":predict":
+            return self._predict(servable, request)
+        signature_name, examples = json_examples.parse_request(request)
+        if verb == ":classify":
+            return json_examples.format_classification(servable.classify(signature_name, examples))
+        return json_examples.format_regression(servable.regress(signature_name, examples))
 
     @staticmethod
-    def _predict(servable, body: bytes) -> dict:
-        try:
-            request = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"JSON Parse error: {err}") from None
+    def _predict(servable, request) -> dict:
         signature_name = request.get("signature_name", "") if isinstance(request, dict) else ""
         if not isinstance(signature_name, str):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -106,6 +110,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         inputs, row_format = json_tensors.parse_predict_request(request, specs)
         outputs = servable.predict(signature_name, inputs)
         return json_tensors.format_predict_response(outputs, row_format)
+
+
+def _json_body(body: bytes):
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"JSON Parse error: {err}") from None
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
@@ -120,8 +131,9 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class RestServer:
     """Serves a `ModelRegistry` over TF Serving's REST API in a background thread.
 
-    Endpoints: `GET /v1/models/NAME[/versions/N]` (status), `GET .../metadata` (signature defs),
-    `POST .../NAME[/versions/N]:predict` (row `instances` or columnar `inputs`). Errors answer
+    Endpoints: `GET /v1/models/NAME[/versions/N|/labels/LABEL]` (status), `GET .../metadata`
+    (signature defs), `POST .../NAME[/versions/N|/labels/LABEL]:predict` (row `instances` or
+    columnar `inputs`), `...:classify` and `...:regress` (`examples` of features). Errors answer
     `{"error": "..."}` with TF Serving's HTTP status for the error's code.
 
     Args:

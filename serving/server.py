@@ -8,6 +8,7 @@ import threading
 from seqzoo.serving.grpc_server import GrpcServer
 from seqzoo.serving.model_registry import ModelRegistry
 from seqzoo.serving.rest_server import RestServer
+from seqzoo.serving.serving_error import ServingError
 
 log = logging.getLogger(__name__)
 
@@ -16,20 +17,26 @@ class ModelServer:
     """Serves SavedModels the way TF Serving does, so TF Serving's clients work unchanged.
 
     It depends on TensorFlow and the TF Serving protos only: it serves any SavedModel laid out as
-    `BASE/VERSION/saved_model.pb`. Every version found is loaded (its warmup requests replayed);
-    requests without a version get the latest. The directories are polled for new versions, and a
-    version is only visible once its directory holds `saved_model.pb` under a numeric name.
+    `BASE/VERSION/saved_model.pb`, loaded with TF Serving's loader. Which versions are served
+    follows TF Serving's model management (see `ModelRegistry`): version policies, labels,
+    warmup replay before a version becomes available, failed versions reported in the status.
+    Requests without a version get the latest available one. The directories are polled for new
+    versions, and a version is only seen once its directory holds `saved_model.pb` under a
+    numeric name.
 
     Args:
         models_dir: directory whose subdirectories are models (`models/NAME/VERSION/`).
         model_name: with `model_base_path`, serve one model under this name (TF Serving's flags).
         model_base_path: the directory of that model's versions.
-        model_config_file: instead, TF Serving's model config file (text `ModelServerConfig`
-            listing names and base paths), re-read on every poll.
+        model_config_file: instead, TF Serving's model config file (text `ModelServerConfig`:
+            names, base paths, version policies, labels).
         host: interface both servers bind.
         rest_port: REST port; 0 picks a free one (read back from `.rest_port`).
         grpc_port: gRPC port; 0 picks a free one (read back from `.grpc_port`).
         poll_seconds: how often to look for new or removed versions; 0 disables polling.
+        config_poll_seconds: how often to re-read `model_config_file`; 0 (the default, as TF
+            Serving's `--model_config_file_poll_wait_seconds`) reads it once.
+        allow_version_labels_for_unavailable_models: as TF Serving's flag of that name.
 
     Example:
     ```python
@@ -41,20 +48,32 @@ class ModelServer:
     """
 
     def __init__(self, models_dir=None, *, model_name: str | None = None, model_base_path=None,
-                 model_config_file=None, host: str = "127.0.0.1", rest_port: int = 8501, grpc_port: int = 8500,
-                 poll_seconds: float = 2.0):
-        if poll_seconds < 0:
-            raise ValueError(f"poll_seconds must be >= 0. Received: poll_seconds={poll_seconds}")
-        self.registry = ModelRegistry(models_dir, model_name=model_name,
-                                      model_base_path=model_base_path,
-                                      model_config_file=model_config_file)
+                 model_config_file=None, host: str = "127.0.0.1", rest_port: int = 8501,
+                 grpc_port: int = 8500, poll_seconds: float = 2.0, config_poll_seconds: float = 0,
+                 allow_version_labels_for_unavailable_models: bool = False):
+        for key, value in (("poll_seconds", poll_seconds),
+                           ("config_poll_seconds", config_poll_seconds)):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0. Received: {key}={value}")
+        if config_poll_seconds and model_config_file is None:
+            raise ValueError("config_poll_seconds re-reads model_config_file; give one.")
+        self.registry = ModelRegistry(
+            models_dir, model_name=model_name, model_base_path=model_base_path,
+            model_config_file=model_config_file,
+            allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models)
         self.host = host
-        self.poll_seconds = poll_seconds
         self._requested_ports = (rest_port, grpc_port)
         self._rest: RestServer | None = None
         self._grpc: GrpcServer | None = None
         self._stopped = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._pollers = [
+            threading.Thread(target=self._every, args=(seconds, action, what), name=what,
+                             daemon=True)
+            for seconds, action, what in (
+                (poll_seconds, self.registry.poll, "model-poller"),
+                (config_poll_seconds, self.registry.reload_config_file, "config-poller"))
+            if seconds
+        ]
 
     @property
     def rest_port(self) -> int:
@@ -68,35 +87,44 @@ class ModelServer:
         """Loads the models found now, then serves in background threads; returns at once."""
         if self._rest is not None:
             raise ValueError("This ModelServer was already started; make a new one to restart.")
-        self.registry.poll()
+        # Both ports are bound before the (possibly long) first load, so a busy port fails at once.
         rest_port, grpc_port = self._requested_ports
-        self._grpc = GrpcServer(self.registry, self.host, grpc_port)
+        grpc_server = GrpcServer(self.registry, self.host, grpc_port)
         try:
-            self._rest = RestServer(self.registry, self.host, rest_port)
+            rest_server = RestServer(self.registry, self.host, rest_port)
         except OSError as err:
-            self._grpc = None
+            grpc_server.stop(grace=0)
             raise ValueError(f"Could not bind the REST port {self.host}:{rest_port}: {err}") from None
+        try:
+            self.registry.start()
+        except ValueError:
+            grpc_server.stop(grace=0)
+            rest_server.stop()
+            raise
+        self._grpc, self._rest = grpc_server, rest_server
         self._grpc.start()
         self._rest.start()
-        if self.poll_seconds:
-            self._poller = threading.Thread(target=self._poll, name="model-poller", daemon=True)
-            self._poller.start()
+        for poller in self._pollers:
+            poller.start()
         log.info("Serving gRPC on %s:%d and REST on %s:%d", self.host, self.grpc_port,
                  self.host, self.rest_port)
         return self
 
-    def _poll(self) -> None:
-        while not self._stopped.wait(self.poll_seconds):
+    def _every(self, seconds: float, action, what: str) -> None:
+        while not self._stopped.wait(seconds):
             try:
-                self.registry.poll()
-            except OSError as err:  # e.g. the models directory vanished for a moment
-                log.warning("Polling the model directories failed: %s", err)
+                action()
+            except (OSError, ServingError) as err:
+                # A directory that vanished for a moment, or a config file being rewritten: the
+                # models stay as they are until a later poll succeeds, as in TF Serving.
+                log.warning("%s: %s", what, err)
 
     def stop(self) -> None:
         """Stops polling and closes both servers (in-flight requests finish first)."""
         self._stopped.set()
-        if self._poller is not None:
-            self._poller.join()
+        for poller in self._pollers:
+            if poller.is_alive():
+                poller.join()
         if self._rest is not None:
             self._rest.stop()
         if self._grpc is not None:

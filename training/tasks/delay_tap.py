@@ -43,6 +43,8 @@ class DelayTapTask(WindowForecastTask):
 
     name = "delay_tap"
     Config = DelayTapConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.hidden_units=[4]",
+                "model.num_steps=300")
 
     def builtin_series(self, name):
         return classic_builtin.logistic_map(self.config.num_steps, self.seed), None

@@ -78,6 +78,8 @@ class ElmanTask(Task):
 
     name = "elman"
     Config = ElmanConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.units=4", "model.context_units=4",
+                "model.length=5", "model.num_examples=64", "model.num_validation=16")
 
     def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
         super().__init__(config, data=data, run_dir=run_dir, seed=seed)

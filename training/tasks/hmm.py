@@ -70,6 +70,8 @@ class HMMTask(Task):
 
     name = "hmm"
     Config = HMMConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.num_sequences=10",
+                "model.sequence_length=20", "model.baum_welch_iterations=2")
 
     true_log_likelihood_per_step = None  # known on builtin data only
 
@@ -189,4 +191,6 @@ class HMMTask(Task):
         return HMMServingModule(model)
 
     def warmup_inputs(self):
-        return {"observations": [self.validation_observations[0].tolist()]}
+        observations = self.validation_observations[0]
+        # `lengths` feeds the with_lengths signature; serving_default takes observations only.
+        return {"observations": [observations.tolist()], "lengths": [len(observations)]}

@@ -62,6 +62,8 @@ class LinearDynamicalSystemTask(Task):
 
     name = "lds"
     Config = LinearDynamicalSystemConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.num_sequences=10",
+                "model.sequence_length=20", "model.em_iterations=2")
 
     initial_weights = None  # fitted by EM when model.fit="em"
     true_nll_per_step = None  # known on builtin data only
@@ -133,4 +135,6 @@ class LinearDynamicalSystemTask(Task):
         return LinearDynamicalSystemServingModule(model)
 
     def warmup_inputs(self):
-        return {"observations": [_observed(self.validation_observations[:1])[0][0].tolist()]}
+        values, mask = _observed(self.validation_observations[:1])
+        # `mask` feeds the masked signature; serving_default takes observations only.
+        return {"observations": [values[0].tolist()], "mask": [mask[0].tolist()]}

@@ -100,6 +100,8 @@ class SentimentTask(Task):
 
     name = "sentiment"
     Config = SentimentConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.units=4", "model.embedding_dim=4",
+                "model.num_examples=60", "model.vocab_size=300")
 
     # The compiled predictor of the last model `predict_probabilities` saw, as (model, function).
     _predictor = (None, None)

@@ -118,6 +118,9 @@ class TranslationTask(Task):
 
     name = "translation"
     Config = TranslationConfig
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.units=8", "model.embedding_dim=8",
+                "model.num_train=200", "model.num_validation=4", "model.eval_examples=4",
+                "model.eval_beam=false", "model.max_target_length=10", "model.beam_width=2")
 
     # The export module of the last model `translate` saw, as (model, module).
     _module = (None, None)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 
 class SentimentServingModule(tf.Module):
-    """Wraps a `SentimentClassifier` in the `serving_default` signature it is exported with.
+    """Wraps a `SentimentClassifier` in the signatures it is exported with.
 
     The encoder traces without cuDNN while a SavedModel is written (see
     `seqzoo.zoo.layers.portable_rnn`), so an export made on a GPU machine also serves on CPU.
@@ -20,6 +20,12 @@ class SentimentServingModule(tf.Module):
         inputs: `text`, string tensor `[batch]` of raw texts.
         outputs: `label`, string tensor `[batch]`, the most probable class name;
             `probabilities`, float32 tensor `[batch, num_classes]`.
+
+    Signature `classification` (also `.classify`), the shape of TF Serving's Classify API:
+        inputs: `inputs`, string tensor `[batch]` of serialized `tf.Example`s, each with a
+            bytes feature `text`.
+        outputs: `classes`, string tensor `[batch, num_classes]`, the class names;
+            `scores`, float32 tensor `[batch, num_classes]`, their probabilities.
 
     Example:
 
@@ -36,13 +42,22 @@ class SentimentServingModule(tf.Module):
         self.serve = tf.function(
             self._serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
         )
+        self.classify = tf.function(
+            self._classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")]
+        )
 
     @property
     def signatures(self):
-        """`{"serving_default": self.serve}`; a property, since SavedModel reserves the attribute."""
-        return {"serving_default": self.serve}
+        """The signatures by name; a property, since SavedModel reserves the attribute."""
+        return {"serving_default": self.serve, "classification": self.classify}
 
     def _serve(self, text):
         probabilities = tf.cast(self.model(text, training=False), tf.float32)
         label = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
         return {"label": label, "probabilities": probabilities}
+
+    def _classify(self, inputs):
+        text = tf.io.parse_example(inputs, {"text": tf.io.FixedLenFeature([], tf.string)})["text"]
+        scores = tf.cast(self.model(text, training=False), tf.float32)
+        classes = tf.tile(self.class_names[None, :], [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
