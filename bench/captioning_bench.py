@@ -28,6 +28,8 @@ import time
 
 import tensorflow as tf
 
+from bench.timing import decoder_rates, print_decoder_rates
+
 QUICK_SETTINGS = ["model.num_train=300", "model.num_validation=40", "model.eval_beam=false"]
 
 
@@ -65,54 +67,18 @@ def quality_table(root, steps, extra, quick):
     return root / "bahdanau"
 
 
-def _rates(calls, batches, rounds):
-    """Captions per second of each `calls[key](batch)`, after one warm-up pass each. The calls
-    take turns pass by pass, so a change of machine load affects them all alike."""
-    seconds = dict.fromkeys(calls, 0.0)
-    for round_index in range(rounds + 1):
-        for key, call in calls.items():
-            started = time.perf_counter()
-            for batch in batches:
-                call(batch)
-            if round_index:
-                seconds[key] += time.perf_counter() - started
-    pictures = rounds * sum(len(b) for b in batches)
-    return {key: pictures / spent for key, spent in seconds.items()}
-
-
 def throughput_table(root, run_dir, batch_size, rounds, quick):
-    from seqzoo.serving.client import Client
     from seqzoo.serving.export import export_model
-    from seqzoo.serving.server import ModelServer
     from seqzoo.training import loop
 
     task, model = loop.restore(run_dir)
     export_model(task, model, root / "models", "captioning")
     pictures = [tf.io.encode_png(image).numpy() for image in task.validation.images[:2 * batch_size]]
     batches = [pictures[i:i + batch_size] for i in range(0, len(pictures), batch_size)]
-    signatures = (("greedy", "greedy"), ("beam 4", "serving_default"))
-    with ModelServer(root / "models", rest_port=0, grpc_port=0, poll_seconds=0) as server:
-        loaded = tf.saved_model.load(str(root / "models" / "captioning" / "1"))
-        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
-        calls = {}
-        for label, name in signatures:
-            function = loaded.signatures[name]
-            calls[("in process", label)] = lambda b, f=function: f(image=tf.constant(b))
-        for via in ("rest", "grpc"):
-            for label, name in signatures:
-                calls[(f"server {via}", label)] = (
-                    lambda b, n=name, v=via: client.predict("captioning", {"image": b},
-                                                            signature_name=n, via=v))
-        rates = _rates(calls, batches, rounds)
-        client.close()
-    base = rates[("in process", "greedy")]
+    rates = decoder_rates(root / "models", "captioning", "image", batches, rounds)
     print(f"\nServing the attention model: PNG pictures in batches of {batch_size}, {rounds} "
           f"rounds{' (quick)' if quick else ''}.")
-    print(f"{'path':<12} {'decoder':<8} {'captions/s':>11} {'vs in-process greedy':>21} "
-          f"{'beam/greedy':>12}")
-    for (path, label), rate in rates.items():
-        print(f"{path:<12} {label:<8} {rate:>11.1f} {rate / base:>21.3f} "
-              f"{rate / rates[(path, 'greedy')]:>12.3f}")
+    print_decoder_rates(rates, "captions")
 
 
 def main(argv=None):

@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from decoding_checks import as_text, assert_same_outputs
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from seqzoo.serving.client import Client
@@ -87,11 +88,6 @@ def test_attention_signature_gives_weights_over_the_grid(in_process, exported):
         assert " ".join(words) == out["caption"][row].decode()
 
 
-def as_text(array):
-    return np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b,
-                        otypes=[object])(array)
-
-
 @pytest.fixture(scope="module")
 def served(exported):
     with ModelServer(exported[0], rest_port=0, grpc_port=0, poll_seconds=0) as server:
@@ -108,13 +104,8 @@ def test_server_answers_like_the_saved_model_over_rest_and_grpc(served, exported
             inputs = ({"pixels": pixels.astype(np.float32)} if signature == "pixels"
                       else {"image": pictures})
             remote = served.predict("shapes", inputs, signature_name=signature, via=via)
-            expected = local(in_process, signature, pictures)
-            assert set(remote) == set(expected), (via, signature)
-            for name, value in expected.items():
-                if value.dtype == object:
-                    np.testing.assert_array_equal(remote[name], as_text(value))
-                else:
-                    np.testing.assert_allclose(remote[name], value, rtol=1e-5, atol=1e-6)
+            assert_same_outputs(remote, local(in_process, signature, pictures),
+                                f"{via} {signature}")
 
 
 @pytest.mark.parametrize("signature, inputs, message", [

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from decoding_checks import assert_decoding_follows_teacher_forcing
 from layer_contract import run_layer_contract
 
 from seqzoo.zoo.models.captioning import ImageCaptioner, ImageEncoder
@@ -48,23 +49,10 @@ def test_region_coordinates_are_appended_in_reading_order():
 ])
 def test_teacher_forcing_agrees_with_greedy_and_beam_one(settings):
     model = small_captioner(**settings)
-    tokens, lengths, scores = model.caption(IMAGES, method="greedy", max_length=7)
-    beam_tokens, beam_lengths, _ = model.caption(IMAGES, method="beam", beam_width=1,
-                                                 max_length=7)
-    np.testing.assert_array_equal(beam_tokens[:, 0], tokens)
-    np.testing.assert_array_equal(beam_lengths[:, 0], lengths)
-    target_in = np.concatenate([np.full((3, 1), 2), tokens.numpy()[:, :-1]], axis=1)
-    out = model({"image": IMAGES, "target_in": target_in})
-    logits = out["logits"].numpy()
-    logits[..., [0, 2]] = -np.inf  # padding and start are never decoded
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    for row in range(3):
-        n = int(lengths[row])
-        np.testing.assert_array_equal(logits[row, :n].argmax(-1), tokens[row, :n])
-        chosen = log_probs[row, np.arange(n), tokens.numpy()[row, :n]]
-        np.testing.assert_allclose(chosen.sum(), scores[row], rtol=1e-4)
-    weights = out["attention"].numpy()
+    target_in = assert_decoding_follows_teacher_forcing(
+        lambda method, **kw: model.caption(IMAGES, method=method, **kw),
+        lambda target_in: model({"image": IMAGES, "target_in": target_in})["logits"])
+    weights = model({"image": IMAGES, "target_in": target_in})["attention"].numpy()
     assert weights.shape == (3, target_in.shape[1], 64)
     if settings.get("attention") == "none":
         assert np.all(weights == 0.0)

@@ -3,7 +3,7 @@
 - `builtin`: pictures of shapes generated in code (training/data/captioning_builtin.py).
 - `tfds:NAME[/CONFIG]`: a TFDS dataset with an image and its captions, e.g. `coco_captions`
   (an `Image` feature and a `captions` sequence of `text`); its `val` or `validation` split
-  is used when it exists, else a slice of `train`. It must already be prepared (offline).
+  validates when it has one, else a slice of `train`. It must already be prepared (offline).
 - `file:PATH`: the COCO captions layout: PATH is a `captions_*.json` annotation file (or a
   directory holding them, directly or under `annotations/`: `captions_train*.json` then trains
   and `captions_val*.json` validates). Images are found by `file_name` in the image directory
@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import random
 
 import numpy as np
 
 from seqzoo.training.data import captioning_builtin
-from seqzoo.training.data.sources import parse_source
+from seqzoo.training.data.sources import hold_out, parse_source
+from seqzoo.training.data.tfds_source import has_split, load_prepared, tfds_builder
 
 
 @dataclasses.dataclass
@@ -173,22 +173,9 @@ def read_tfds_split(name: str, split: str, image_size: int,
     """Reads up to `limit` images and captions of one split of a prepared TFDS dataset."""
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name)
-        image_key, caption_key = _tfds_keys(builder.info)
-        dataset = tfds.load(name, split=split, download=False)
-    except ValueError:
-        raise
-    except Exception as err:  # TFDS raises DatasetNotFoundError, AssertionError, ...
-        raise ValueError(
-            f"TFDS dataset {name!r} (split {split!r}) is not available here; nothing is "
-            f"downloaded at run time, so prepare it first with `tfds build {name}` on a "
-            f"connected machine. ({str(err).splitlines()[0]})"
-        ) from None
-    if limit:
-        dataset = dataset.take(limit)
+    image_key, caption_key = _tfds_keys(tfds_builder(name).info)
     pixels, captions, ids = [], [], []
-    for index, example in enumerate(tfds.as_numpy(dataset)):
+    for index, example in enumerate(tfds.as_numpy(load_prepared(name, split, limit))):
         refs = _caption_texts(example, caption_key)
         if refs:
             pixels.append(_resized(example[image_key], image_size))
@@ -200,13 +187,8 @@ def read_tfds_split(name: str, split: str, image_size: int,
 
 
 def _split(data: CaptionedImages, seed: int, fraction: float, where: str):
-    if len(data) < 2:
-        raise ValueError(f"{where} holds {len(data)} captioned image(s); at least 2 are needed "
-                         "to hold one out for validation.")
-    order = list(range(len(data)))
-    random.Random(seed).shuffle(order)
-    held_out = max(1, int(round(len(order) * fraction)))
-    return data.subset(order[held_out:]), data.subset(order[:held_out])
+    train, validation = hold_out(list(range(len(data))), seed, fraction, where)
+    return data.subset(train), data.subset(validation)
 
 
 def load_captioned_images(data: str, *, image_size: int, seed: int = 0,
@@ -232,16 +214,9 @@ def load_captioned_images(data: str, *, image_size: int, seed: int = 0,
             CaptionedImages(images, [[c] for c in captions], list(range(len(captions))), counts)
             for images, captions, counts in splits)
     if source.kind == "tfds":
-        import tensorflow_datasets as tfds
-
-        try:
-            splits = tfds.builder(source.arg).info.splits
-        except Exception as err:  # unknown names raise several types
-            raise ValueError(f"Unknown or unavailable TFDS dataset {source.arg!r}: {err}") from None
         train = read_tfds_split(source.arg, "train", image_size, max_examples)
         for name in ("val", "validation"):
-            # A dataset whose split list is unknown here (mock data) is read as COCO's.
-            if not splits or name in splits:
+            if has_split(source.arg, name):
                 return train, read_tfds_split(source.arg, name, image_size)
         return _split(train, seed, validation_fraction, data)
     train_file, validation_file = _annotation_files(pathlib.Path(source.arg))

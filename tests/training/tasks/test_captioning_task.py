@@ -9,9 +9,9 @@ import pytest
 import sacrebleu
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from first_step import first_step
 
 from seqzoo.training import loop
-from seqzoo.training.strategy import make_strategy
 from seqzoo.training.tasks.captioning import CaptioningConfig, CaptioningTask
 
 TINY = dict(image_size=32, filters=[4, 8], feature_dim=8, units=8, embedding_dim=8,
@@ -181,30 +181,17 @@ def test_tfds_coco_captions_from_mock_data(tmp_path):
     assert batch["image"].shape == (4, 32, 32, 3) and batch["target_out"].dtype == tf.int32
 
 
-def _first_step(strategy_name, config, weights):
-    strategy = make_strategy(strategy_name)
-    task = CaptioningTask(config.model, seed=config.train.seed)
-    task.prepare()
-    with strategy.scope():
-        model = task.build_model()
-        optimizer = loop.make_optimizer(config.train)
-        optimizer.build(model.trainable_variables)
-    model.set_weights(weights)
-    dataset = strategy.distribute_datasets_from_function(
-        lambda context: task.train_dataset(config.train.batch_size, context))
-    step = loop.make_train_step(strategy, task, model, optimizer, config.train)
-    loss, _ = step(iter(dataset))
-    return float(loss), model.get_weights()
-
-
 def test_mirrored_first_step_equals_one_device(tiny_task):
     config = loop.configure("captioning", overrides=[
         "train.batch_size=8", "train.learning_rate=0.01", "model.image_size=32",
         "model.filters=[4, 8]", "model.feature_dim=8", "model.units=8", "model.embedding_dim=8",
         "model.num_train=64", "model.num_validation=8"])
     weights = tiny_task.build_model().get_weights()
-    one_loss, one = _first_step("one_device", config, weights)
-    two_loss, two = _first_step("mirrored", config, weights)
+    one_loss, _, one, _ = first_step("one_device", CaptioningTask(config.model), config.train,
+                                     weights)
+    two_loss, _, two, strategy = first_step("mirrored", CaptioningTask(config.model),
+                                            config.train, weights)
+    assert strategy.num_replicas_in_sync == 2
     np.testing.assert_allclose(two_loss, one_loss, rtol=1e-5)
     changed = 0
     for after_one, after_two, before in zip(one, two, weights):
