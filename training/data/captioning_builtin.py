@@ -65,9 +65,8 @@ def _mask(shape, dx, dy, radius):
     if shape == "circle":
         return dx**2 + dy**2 <= radius**2
     if shape == "square":
-        # Same area as the circle of that radius: half side r * sqrt(pi) / 2.
-        half = radius * 0.886
-        return (np.abs(dx) <= half) & (np.abs(dy) <= half)
+        # As wide as the circle: at a few pixels, the corners are what tells them apart.
+        return (np.abs(dx) <= radius) & (np.abs(dy) <= radius)
     # Upward triangle: apex above the centre, base below it, as wide as it is high.
     top, bottom = -radius, 0.8 * radius
     height = bottom - top
