@@ -30,16 +30,16 @@ import tensorflow as tf
 
 from bench.timing import decoder_rates, print_decoder_rates
 
-QUICK_SETTINGS = ["model.num_train=300", "model.num_validation=40", "model.eval_beam=false"]
+QUICK_SETTINGS = ["model.num_train=100", "model.num_validation=20", "model.eval_beam=false"]
 
 
 def _train(run_dir, attention, steps, extra):
-    from seqzoo.training import loop
+    from seqzoo.training import loop, run_directory
 
     overrides = [f"model.attention={attention}", "train.checkpoint_every=100000", *extra]
     if steps:
         overrides.append(f"train.steps={steps}")
-    config = loop.configure("captioning", run_dir, overrides=overrides)
+    config = run_directory.configure("captioning", run_dir, overrides=overrides)
     started = time.perf_counter()
     metrics = loop.train(config, run_dir, progress=False)
     return metrics, time.perf_counter() - started, config.train.steps
@@ -69,9 +69,9 @@ def quality_table(root, steps, extra, quick):
 
 def throughput_table(root, run_dir, batch_size, rounds, quick):
     from seqzoo.serving.export import export_model
-    from seqzoo.training import loop
+    from seqzoo.training import run_directory
 
-    task, model = loop.restore(run_dir)
+    task, model = run_directory.restore(run_dir)
     export_model(task, model, root / "models", "captioning")
     pictures = [tf.io.encode_png(image).numpy() for image in task.validation.images[:2 * batch_size]]
     batches = [pictures[i:i + batch_size] for i in range(0, len(pictures), batch_size)]

@@ -4,7 +4,6 @@ saving, keras.applications backbones from a weights file, and bad settings."""
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from decoding_checks import assert_decoding_follows_teacher_forcing
 from layer_contract import run_layer_contract
 
@@ -21,8 +20,10 @@ def small_captioner(**kwargs):
 
 
 def test_encoder_contract_and_grid(tmp_path):
+    # Three convolutions and the projection, each a kernel and a bias.
     outputs = run_layer_contract(lambda: ImageEncoder(SIZE, filters=(4, 8, 8), feature_dim=5),
-                                 IMAGES, expected_output_shapes=[(3, 16, 5)], tmp_path=tmp_path)
+                                 IMAGES, expected_output_shapes=[(3, 16, 5)],
+                                 expected_num_trainable_weights=8, tmp_path=tmp_path)
     assert np.all(outputs[0] >= 0.0)  # ReLU features
     assert ImageEncoder(48, filters=(4, 8, 8)).grid_shape == (6, 6)
 
@@ -105,11 +106,3 @@ def test_bad_settings_name_what_is_accepted():
         ImageEncoder(SIZE, filters=())
     with pytest.raises(ValueError, match="method='viterbi'"):
         small_captioner().caption(IMAGES, method="viterbi")
-
-
-def test_decoding_runs_inside_a_traced_function():
-    model = small_captioner()
-    caption = tf.function(lambda images: model.caption(images, method="beam", beam_width=2,
-                                                       max_length=5))
-    tokens, lengths, scores = caption(tf.constant(IMAGES))
-    assert tokens.shape[:2] == (3, 1) and np.all(lengths.numpy() >= 1)

@@ -8,10 +8,12 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
+from seqzoo.training.checked_config import CheckedConfig, at_least, one_of, positive_sizes, rate
 from seqzoo.training.data.captioned_images import load_captioned_images
 from seqzoo.training.tasks.base import Task
 from seqzoo.training.tasks.token_loss import token_loss
-from seqzoo.zoo.layers.attention_decoder import ATTENTIONS, CELLS
+from seqzoo.zoo.layers.attention_decoder import ATTENTIONS
+from seqzoo.zoo.layers.recurrent_cells import CELLS
 from seqzoo.zoo.layers.state_bridge import MODES as BRIDGES
 from seqzoo.zoo.models.captioning.captioning_serving_module import CaptioningServingModule
 from seqzoo.zoo.models.captioning.image_captioner import ImageCaptioner
@@ -28,7 +30,7 @@ LONG_CAPTION_OBJECTS = 3
 
 
 @dataclasses.dataclass
-class CaptioningConfig:
+class CaptioningConfig(CheckedConfig):
     """Model, vocabulary, data and decoding settings of the captioning task.
 
     Args:
@@ -63,55 +65,34 @@ class CaptioningConfig:
         eval_beam: also report beam-search metrics in `evaluate`.
     """
 
-    image_size: int = 48
-    backbone: str = "cnn"
-    filters: list[int] = dataclasses.field(default_factory=lambda: [16, 32, 32])
-    feature_dim: int = 64
+    image_size: int = at_least(1, 48)
+    backbone: str = one_of(BACKBONES, "cnn")
+    filters: list[int] = positive_sizes([16, 32, 32])
+    feature_dim: int = at_least(1, 64)
     backbone_weights: str = ""
     trainable_backbone: bool = True
-    embedding_dim: int = 32
-    units: int = 64
-    cell: str = "lstm"
-    num_layers: int = 1
-    attention: str = "bahdanau"
-    bridge: str = "dense"
-    dropout: float = 0.0
-    attention_regularization: float = 0.0
+    embedding_dim: int = at_least(1, 32)
+    units: int = at_least(1, 64)
+    cell: str = one_of(CELLS, "lstm")
+    num_layers: int = at_least(1, 1)
+    attention: str = one_of(ATTENTIONS, "bahdanau")
+    bridge: str = one_of(BRIDGES, "dense")
+    dropout: float = rate(0.0)
+    attention_regularization: float = at_least(0.0, 0.0)
     lowercase: bool = True
-    max_caption_length: int = 32
-    vocab_size: int = 10000
-    min_count: int = 1
-    beam_width: int = 4
-    length_penalty: float = 0.0
-    num_train: int = 20000
-    num_validation: int = 1000
-    max_examples: int = 0
-    eval_examples: int = 1000
+    max_caption_length: int = at_least(1, 32)
+    vocab_size: int = at_least(1, 10000)
+    min_count: int = at_least(1, 1)
+    beam_width: int = at_least(1, 4)
+    length_penalty: float = at_least(0.0, 0.0)
+    num_train: int = at_least(1, 20000)
+    num_validation: int = at_least(1, 1000)
+    max_examples: int = at_least(0, 0)
+    eval_examples: int = at_least(0, 1000)
     eval_beam: bool = True
 
     def __post_init__(self):
-        choices = {"backbone": BACKBONES, "cell": tuple(CELLS), "attention": ATTENTIONS,
-                   "bridge": BRIDGES}
-        for name, accepted in choices.items():
-            if getattr(self, name) not in accepted:
-                raise ValueError(f"Unknown model.{name} {getattr(self, name)!r}; accepted: "
-                                 f"{', '.join(accepted)}.")
-        for name in ("image_size", "feature_dim", "embedding_dim", "units", "num_layers",
-                     "max_caption_length", "vocab_size", "min_count", "beam_width", "num_train",
-                     "num_validation"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be at least 1; received "
-                                 f"{getattr(self, name)}.")
-        for name in ("max_examples", "eval_examples", "length_penalty",
-                     "attention_regularization"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"model.{name} must be >= 0; received {getattr(self, name)}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); received {self.dropout}.")
-        if not self.filters or any(isinstance(f, bool) or not isinstance(f, int) or f < 1
-                                   for f in self.filters):
-            raise ValueError("model.filters must be a non-empty list of positive sizes; "
-                             f"received {self.filters!r}.")
+        super().__post_init__()
         if self.attention == "luong_dot" and self.feature_dim != self.units:
             raise ValueError("model.attention=luong_dot needs model.feature_dim equal to "
                              f"model.units; received {self.feature_dim} and {self.units}.")
@@ -143,42 +124,24 @@ class CaptioningTask(Task):
     # pictures in this budget (README, `python -m bench captioning`).
     train_defaults = {"steps": 3000, "learning_rate": 3e-3}
 
-    def __init__(self, config=None, data="builtin", run_dir=None, seed=0):
-        super().__init__(config if config is not None else CaptioningConfig(), data=data,
-                         run_dir=run_dir, seed=seed)
-        self.train = None
-        self.validation = None
-        self.tokenizer = None
-        self._evaluators = (None, None)
+    # The decoding functions of the last model `caption` saw, as (model, {method: function}).
+    _decoders = (None, None)
 
     def prepare(self):
         c = self.config
         self.train, self.validation = load_captioned_images(
             self.data, image_size=c.image_size, seed=self.seed, builtin_train=c.num_train,
             builtin_validation=c.num_validation, max_examples=c.max_examples or None)
-        self.tokenizer = TranslationTokenizer(
-            self._vocabulary(), level="word", lowercase=c.lowercase,
-            max_length=c.max_caption_length, add_end=True, name="caption_tokenizer")
-
-    def _vocabulary(self):
-        assets = self.assets_dir
-        if assets is not None and (assets / VOCABULARY_FILE).is_file():
-            return (assets / VOCABULARY_FILE).read_text(encoding="utf-8").split("\n")
         _, captions = self.train.pairs()
-        vocabulary = TranslationTokenizer.build_vocabulary(
-            captions, level="word", lowercase=self.config.lowercase,
-            max_size=self.config.vocab_size, min_count=self.config.min_count)
-        if assets is not None:
-            assets.mkdir(parents=True, exist_ok=True)
-            (assets / VOCABULARY_FILE).write_text("\n".join(vocabulary), encoding="utf-8")
-        return vocabulary
-
-    def _require_prepared(self):
-        if self.tokenizer is None:
-            raise ValueError("CaptioningTask.prepare() must be called first.")
+        vocabulary = self.cached_vocabulary(VOCABULARY_FILE, lambda: (
+            TranslationTokenizer.build_vocabulary(
+                captions, level="word", lowercase=c.lowercase, max_size=c.vocab_size,
+                min_count=c.min_count)))
+        self.tokenizer = TranslationTokenizer(
+            vocabulary, level="word", lowercase=c.lowercase, max_length=c.max_caption_length,
+            add_end=True, name="caption_tokenizer")
 
     def train_dataset(self, global_batch_size, input_context=None):
-        self._require_prepared()
         index, captions = self.train.pairs()
         images, size = self.train.images, self.config.image_size
 
@@ -195,7 +158,6 @@ class CaptioningTask(Task):
             tf.data.AUTOTUNE)
 
     def build_model(self):
-        self._require_prepared()
         c = self.config
         model = ImageCaptioner(
             self.tokenizer.vocabulary_size, image_size=c.image_size, backbone=c.backbone,
@@ -225,7 +187,6 @@ class CaptioningTask(Task):
         return loss, metrics
 
     def export_module(self, model):
-        self._require_prepared()
         c = self.config
         return CaptioningServingModule(model, self.tokenizer, beam_width=c.beam_width,
                                        length_penalty=c.length_penalty,
@@ -234,15 +195,15 @@ class CaptioningTask(Task):
     def caption(self, model, images, method="greedy"):
         """Captions (list of str) of uint8 or float pixels `[N, image_size, image_size, 3]`,
         through the export module's decoding (`method` "greedy" or "beam")."""
-        cached_model, evaluators = self._evaluators
+        cached_model, decoders = self._decoders
         if cached_model is not model:
             module = self.export_module(model)
             spec = [tf.TensorSpec([None, self.config.image_size, self.config.image_size, 3],
                                   tf.float32)]
-            evaluators = {"greedy": tf.function(module.greedy_outputs, input_signature=spec),
-                          "beam": tf.function(module.best_outputs, input_signature=spec)}
-            self._evaluators = (model, evaluators)
-        function = evaluators[method]
+            decoders = {"greedy": tf.function(module.greedy_outputs, input_signature=spec),
+                        "beam": tf.function(module.best_outputs, input_signature=spec)}
+            self._decoders = (model, decoders)
+        function = decoders[method]
         captions = []
         for start in range(0, len(images), EVAL_BATCH_SIZE):
             batch = tf.constant(images[start:start + EVAL_BATCH_SIZE], tf.float32)
@@ -280,7 +241,6 @@ class CaptioningTask(Task):
                 "bleu": float(bleu.score)}
 
     def evaluate(self, model):
-        self._require_prepared()
         data = self.validation
         if self.config.eval_examples:
             data = data.subset(range(min(self.config.eval_examples, len(data))))
@@ -301,5 +261,4 @@ class CaptioningTask(Task):
         return metrics
 
     def warmup_inputs(self):
-        self._require_prepared()
         return {"image": [tf.io.encode_png(image).numpy() for image in self.validation.images[:3]]}

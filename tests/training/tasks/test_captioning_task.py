@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from first_step import first_step
 
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.tasks.captioning import CaptioningConfig, CaptioningTask
 
 TINY = dict(image_size=32, filters=[4, 8], feature_dim=8, units=8, embedding_dim=8,
@@ -21,7 +21,7 @@ TINY = dict(image_size=32, filters=[4, 8], feature_dim=8, units=8, embedding_dim
 def test_short_run_learns_to_caption_the_shapes(tmp_path):
     # The default run (3000 steps) reaches >= 95% exact captions (bench captioning); this short
     # one must name the single objects of one-object pictures.
-    config = loop.configure("captioning", tmp_path, overrides=[
+    config = run_directory.configure("captioning", tmp_path, overrides=[
         "train.steps=400", "train.batch_size=32", "train.checkpoint_every=1000",
         "model.num_train=4000", "model.num_validation=200", "model.eval_beam=false"])
     metrics = loop.train(config, tmp_path, progress=False)
@@ -29,15 +29,15 @@ def test_short_run_learns_to_caption_the_shapes(tmp_path):
     assert metrics["bleu"] >= 40.0, metrics
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
     # The checkpoint holds every weight: the restored model captions exactly as well.
-    task, model = loop.restore(tmp_path)
+    task, model = run_directory.restore(tmp_path)
     assert task.evaluate(model) == pytest.approx(metrics)
 
 
 def test_default_budget_comes_from_the_task_and_can_be_overridden():
-    defaults = loop.configure("captioning")
+    defaults = run_directory.configure("captioning")
     assert (defaults.train.steps, defaults.train.learning_rate) == (3000, 3e-3)
-    assert loop.configure("translation").train.steps == 1000
-    assert loop.configure("captioning", overrides=["train.steps=7"]).train.steps == 7
+    assert run_directory.configure("translation").train.steps == 1000
+    assert run_directory.configure("captioning", overrides=["train.steps=7"]).train.steps == 7
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_tfds_coco_captions_from_mock_data(tmp_path):
 
 
 def test_mirrored_first_step_equals_one_device(tiny_task):
-    config = loop.configure("captioning", overrides=[
+    config = run_directory.configure("captioning", overrides=[
         "train.batch_size=8", "train.learning_rate=0.01", "model.image_size=32",
         "model.filters=[4, 8]", "model.feature_dim=8", "model.units=8", "model.embedding_dim=8",
         "model.num_train=64", "model.num_validation=8"])
