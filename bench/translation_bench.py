@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import pathlib
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
+
+from bench.timing import decoder_rates, print_decoder_rates
 
 LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
@@ -44,52 +45,20 @@ def _train(run_dir, data, steps, extra, quick):
     return loop.train(config, run_dir, progress=False)
 
 
-def _rate(call, batches, rounds):
-    """Sentences per second of `call(batch)` over `rounds` passes, after one warm-up pass."""
-    for batch in batches:
-        call(batch)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for batch in batches:
-            call(batch)
-    return rounds * sum(len(b) for b in batches) / (time.perf_counter() - started)
-
-
 def throughput_table(root, steps, batch_size, rounds, quick):
-    from seqzoo.serving.client import Client
     from seqzoo.serving.export import export_run
-    from seqzoo.serving.server import ModelServer
     from seqzoo.training.data.translation_builtin import generate
 
     run_dir = root / "dates"
     metrics = _train(run_dir, "builtin:dates", steps, ["model.beam_width=4"], quick)
-    version_dir = export_run(run_dir, root / "models", "dates")
-    loaded = tf.saved_model.load(str(version_dir))
+    export_run(run_dir, root / "models", "dates")
     _, pairs = generate("dates", 0, 2 * batch_size, seed=99)
     sentences = [source for source, _ in pairs]
     batches = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
-    signatures = (("greedy", "greedy"), ("beam 4", "serving_default"))
-    rates = {}
-    for label, name in signatures:
-        function = loaded.signatures[name]
-        rates[("in process", label)] = _rate(lambda b: function(text=tf.constant(b)), batches,
-                                             rounds)
-    with ModelServer(root / "models", rest_port=0, grpc_port=0, poll_seconds=0) as server:
-        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
-        for via in ("rest", "grpc"):
-            for label, name in signatures:
-                rates[(f"server {via}", label)] = _rate(
-                    lambda b: client.predict("dates", {"text": b}, signature_name=name, via=via),
-                    batches, rounds)
-        client.close()
-    base = rates[("in process", "greedy")]
+    rates = decoder_rates(root / "models", "dates", "text", batches, rounds)
     print(f"Dates model after {steps} steps: greedy exact match {metrics['exact_match']:.3f}; "
           f"batches of {batch_size} sentences, {rounds} rounds{' (quick)' if quick else ''}.")
-    print(f"{'path':<12} {'decoder':<8} {'sentences/s':>12} {'vs in-process greedy':>21} "
-          f"{'beam/greedy':>12}")
-    for (path, label), rate in rates.items():
-        beam_ratio = rate / rates[(path, "greedy")]
-        print(f"{path:<12} {label:<8} {rate:>12.1f} {rate / base:>21.3f} {beam_ratio:>12.3f}")
+    print_decoder_rates(rates, "sentences")
 
 
 def _char_accuracy(hypothesis, reference):

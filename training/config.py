@@ -150,7 +150,8 @@ def resolve(
     overrides: list[str] | None = None,
     base: dict | None = None,
 ) -> RunConfig:
-    """Resolves defaults < `base` (e.g. a run dir's saved config) < YAML file < `--set` overrides."""
+    """Resolves defaults (the task's `train_defaults` over `TrainConfig`'s) < `base` (e.g. a run
+    dir's saved config) < YAML file < `--set` overrides."""
     from seqzoo.training.tasks import get_task_class
 
     raw: dict = dict(base or {})
@@ -174,7 +175,8 @@ def resolve(
     return RunConfig(
         task=raw["task"],
         data=str(raw.get("data", "builtin")),
-        train=build_dataclass(TrainConfig, raw.get("train"), "train"),
+        train=build_dataclass(TrainConfig, {**task_cls.train_defaults, **(raw.get("train") or {})},
+                              "train"),
         model=build_dataclass(task_cls.Config, raw.get("model"), "model"),
     )
 

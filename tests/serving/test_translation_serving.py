@@ -8,6 +8,7 @@ the `dates_translation` run of tests/conftest.py, shared with the `seqzoo attent
 import numpy as np
 import pytest
 import tensorflow as tf
+from decoding_checks import assert_same_outputs
 
 from seqzoo.serving.client import Client
 from seqzoo.serving.server import ModelServer
@@ -29,11 +30,6 @@ def in_process(exported):
 def local(in_process, signature):
     outputs = in_process.signatures[signature](text=tf.constant(SENTENCES))
     return {name: value.numpy() for name, value in outputs.items()}
-
-
-def as_text(array):
-    return np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b,
-                        otypes=[object])(array)
 
 
 def test_export_holds_every_signature_and_the_vocabularies(exported, in_process):
@@ -73,11 +69,5 @@ def test_server_answers_like_the_saved_model_over_rest_and_grpc(exported, in_pro
             for signature in ("serving_default", "greedy", "nbest", "attention"):
                 remote = client.predict("dates", {"text": SENTENCES}, signature_name=signature,
                                         via=via)
-                expected = local(in_process, signature)
-                assert set(remote) == set(expected), (via, signature)
-                for name, value in expected.items():
-                    if value.dtype == object:
-                        np.testing.assert_array_equal(remote[name], as_text(value))
-                    else:
-                        np.testing.assert_allclose(remote[name], value, rtol=1e-5, atol=1e-6)
+                assert_same_outputs(remote, local(in_process, signature), f"{via} {signature}")
         client.close()

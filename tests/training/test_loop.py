@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import toy_task
+from first_step import first_step
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory, train_step
 from seqzoo.training.strategy import make_strategy
@@ -28,21 +29,9 @@ def _config(tmp_path=None, **train):
 
 
 def _one_step(strategy_name, cfg, weights):
-    """One distributed step from `weights`; returns (loss, metrics, new weights)."""
-    strategy = make_strategy(strategy_name)
-    task = toy_task.ToyTask(cfg.model, seed=cfg.train.seed)
-    task.prepare()
-    with strategy.scope():
-        model = task.build_model()
-        optimizer = train_step.make_optimizer(cfg.train)
-        optimizer.build(model.trainable_variables)
-    model.set_weights(weights)
-    dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: task.train_dataset(cfg.train.batch_size, ctx)
-    )
-    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
-    loss, metrics = step(iter(dataset))
-    return float(loss), {k: float(v) for k, v in metrics.items()}, model.get_weights(), strategy
+    """One distributed step from `weights`; returns (loss, metrics, new weights, strategy)."""
+    return first_step(strategy_name, toy_task.ToyTask(cfg.model, seed=cfg.train.seed), cfg.train,
+                      weights)
 
 
 def _hand_step(x, y, w, b, l2, lr, clip_norm):

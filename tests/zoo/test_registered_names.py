@@ -41,6 +41,7 @@ def _rewrite_modules(source, target, old_prefix, new_prefix):
 def test_every_zoo_class_is_registered_under_the_seqzoo_package():
     import seqzoo.zoo.decoding  # noqa: F401
     import seqzoo.zoo.layers  # noqa: F401
+    import seqzoo.zoo.models.captioning  # noqa: F401
     import seqzoo.zoo.models.classic  # noqa: F401
     import seqzoo.zoo.models.recurrent  # noqa: F401
     import seqzoo.zoo.models.sentiment  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 KINDS = ("builtin", "tfds", "file")
 
@@ -22,3 +23,15 @@ def parse_source(text: str) -> DataSource:
             "(e.g. tfds:imdb_reviews, tfds:glue/sst2) or file:PATH."
         )
     return DataSource(kind, arg)
+
+
+def hold_out(items: list, seed: int, fraction: float, where: str) -> tuple[list, list]:
+    """`(train, validation)`: a seeded shuffle of `items` with `fraction` of them (at least
+    one) held out, for sources without a validation split of their own."""
+    if len(items) < 2:
+        raise ValueError(f"{where} holds {len(items)} example(s); at least 2 are needed to hold "
+                         "one out for validation.")
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    held_out = max(1, int(round(len(items) * fraction)))
+    return items[held_out:], items[:held_out]

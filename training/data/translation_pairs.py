@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-import random
-
 from seqzoo.training.data import translation_builtin
-from seqzoo.training.data.sources import parse_source
+from seqzoo.training.data.sources import hold_out, parse_source
+from seqzoo.training.data.tfds_source import has_split, load_prepared, tfds_builder
 from seqzoo.training.data.text_table import read_text_table
 
 
@@ -43,38 +42,13 @@ def text_feature_keys(info) -> tuple[str, str]:
     return languages[0], languages[1]
 
 
-def _builder(name: str):
-    import tensorflow_datasets as tfds
-
-    try:
-        return tfds.builder(name)
-    except Exception as err:  # TFDS raises several types for unknown or unavailable datasets.
-        raise ValueError(f"Unknown or unavailable TFDS dataset {name!r}: {err}") from None
-
-
 def load_tfds_pairs(name: str, split: str, limit: int | None = None) -> list[tuple[str, str]]:
     """Reads up to `limit` (source, target) pairs of one split of a prepared TFDS dataset."""
     import tensorflow_datasets as tfds
 
-    source_key, target_key = text_feature_keys(_builder(name).info)
-    try:
-        # Offline: the dataset must already be prepared (`tfds build NAME`).
-        dataset = tfds.load(name, split=split, download=False)
-    except Exception as err:  # TFDS raises AssertionError, DatasetNotFoundError, ...
-        raise ValueError(
-            f"TFDS dataset {name!r} (split {split!r}) is not prepared here; nothing is "
-            f"downloaded at run time, so prepare it first with `tfds build {name}` on a "
-            f"connected machine. ({str(err).splitlines()[0]})"
-        ) from None
-    if limit:
-        dataset = dataset.take(limit)
+    source_key, target_key = text_feature_keys(tfds_builder(name).info)
     return [(ex[source_key].decode("utf-8"), ex[target_key].decode("utf-8"))
-            for ex in tfds.as_numpy(dataset)]
-
-
-def _has_split(name: str, split: str) -> bool:
-    splits = _builder(name).info.splits
-    return not splits or split in splits
+            for ex in tfds.as_numpy(load_prepared(name, split, limit))]
 
 
 def load_pairs(data: str, *, seed: int = 0, builtin_train: int = 50000,
@@ -96,16 +70,10 @@ def load_pairs(data: str, *, seed: int = 0, builtin_train: int = 50000,
         return translation_builtin.generate(source.arg or "dates", builtin_train,
                                             builtin_validation, seed)
     if source.kind == "tfds":
-        if _has_split(source.arg, "validation"):
+        if has_split(source.arg, "validation"):
             train = load_tfds_pairs(source.arg, "train", max_examples)
             return train, load_tfds_pairs(source.arg, "validation")
         pairs = load_tfds_pairs(source.arg, "train", max_examples)
     else:
         pairs = read_file_pairs(source.arg)
-    pairs = list(pairs)
-    random.Random(seed).shuffle(pairs)
-    held_out = max(1, int(round(len(pairs) * validation_fraction)))
-    if len(pairs) < 2:
-        raise ValueError(f"{data!r} holds {len(pairs)} pair(s); at least 2 are needed to hold "
-                         "one out for validation.")
-    return pairs[held_out:], pairs[:held_out]
+    return hold_out(list(pairs), seed, validation_fraction, f"{data!r}")

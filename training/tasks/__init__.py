@@ -17,6 +17,7 @@ TASKS: dict[str, str] = {
     "hmm": "seqzoo.training.tasks.hmm:HMMTask",
     "translation": "seqzoo.training.tasks.translation:TranslationTask",
     "elman": "seqzoo.training.tasks.elman:ElmanTask",
+    "captioning": "seqzoo.training.tasks.captioning:CaptioningTask",
 }
 
 SUMMARIES: dict[str, str] = {

@@ -24,9 +24,9 @@ class Task(abc.ABC):
     restores the checkpoint, then `export_module()` and `warmup_inputs()`.
 
     Subclasses set `name` and `Config` (a dataclass of model and data settings, every field with a
-    default, usually a `CheckedConfig` so bad values fail early) and implement the abstract
-    methods. What every task needs is written here once: the default config (`config=None`),
-    the prepared-check (`prepare()` marks the task prepared, and `train_dataset`, `build_model`,
+    default, usually a `CheckedConfig` so bad values fail early), optionally `train_defaults`,
+    and implement the abstract methods. What every task needs is written here once: the default
+    config (`config=None`), the prepared-check (`prepare()` marks the task prepared, and `train_dataset`, `build_model`,
     `evaluate`, `export_module` and `warmup_inputs` of any subclass raise a clear error when
     called before it, as Keras marks a layer built after its `build`), the training batches
     (`shuffled_batches`) and what a run fits or builds once and keeps in its assets
@@ -38,6 +38,8 @@ class Task(abc.ABC):
     # `--set` overrides of a run that trains for seconds and still exports every signature: tests
     # that cover every registered task (e.g. under TF Serving's loader) train each with them.
     tiny_run: ClassVar[tuple[str, ...]] = ("train.steps=2", "train.batch_size=8")
+    # Loop settings this task trains with by default, over TrainConfig's (e.g. more steps).
+    train_defaults: ClassVar[dict] = {}
 
     @dataclasses.dataclass
     class Config:

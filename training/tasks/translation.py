@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
 import sacrebleu
 import tensorflow as tf
@@ -13,6 +12,7 @@ from seqzoo.training.checked_config import CheckedConfig, at_least, one_of, rate
 from seqzoo.training.data.sources import parse_source
 from seqzoo.training.data.translation_pairs import load_pairs
 from seqzoo.training.tasks.base import Task
+from seqzoo.training.tasks.token_loss import token_loss
 from seqzoo.zoo.layers.attention_decoder import ATTENTIONS
 from seqzoo.zoo.layers.bidirectional_encoder import MERGE_MODES
 from seqzoo.zoo.layers.recurrent_cells import CELLS
@@ -21,10 +21,8 @@ from seqzoo.zoo.models.translation.seq2seq_translator import Seq2SeqTranslator
 from seqzoo.zoo.models.translation.translation_serving_module import TranslationServingModule
 from seqzoo.zoo.models.translation.translation_tokenizer import (
     LEVELS,
-    PAD_ID,
-    START_ID,
     TranslationTokenizer,
-    split_tokens,
+    normalize_texts,
 )
 
 SOURCE_VOCABULARY_FILE = "source_vocabulary.txt"
@@ -155,13 +153,8 @@ class TranslationTask(Task):
 
     def encode_batch(self, sources, targets):
         """Token ids of a batch of string tensors: `{"source", "target_in", "target_out"}`."""
-        target_out = self.target_tokenizer(targets)
-        start = tf.fill([tf.shape(target_out)[0], 1], tf.constant(START_ID, tf.int32))
-        return {
-            "source": self.source_tokenizer(sources),
-            "target_in": tf.concat([start, target_out[:, :-1]], axis=1),
-            "target_out": target_out,
-        }
+        return {"source": self.source_tokenizer(sources),
+                **self.target_tokenizer.teacher_forcing(targets)}
 
     def train_dataset(self, global_batch_size, input_context=None):
         sources, targets = (list(side) for side in zip(*self.train_pairs))
@@ -187,18 +180,7 @@ class TranslationTask(Task):
     def compute_loss(self, model, batch, training):
         logits = model({"source": batch["source"], "target_in": batch["target_in"]},
                        training=training)["logits"]
-        targets = batch["target_out"]
-        valid = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
-        tokens = tf.reduce_sum(valid, axis=1)
-        token_loss = keras.losses.sparse_categorical_crossentropy(targets, logits,
-                                                                  from_logits=True)
-        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets),
-                          tf.float32) * valid
-        return tf.reduce_sum(token_loss * valid, axis=1) / tokens, {
-            "token_accuracy": tf.reduce_sum(correct, axis=1) / tokens,
-            "teacher_forced_exact": tf.cast(tf.equal(tf.reduce_sum(correct, axis=1), tokens),
-                                            tf.float32),
-        }
+        return token_loss(logits, batch["target_out"])
 
     def export_module(self, model):
         c = self.config
@@ -226,14 +208,8 @@ class TranslationTask(Task):
         Word-level translations come back as tokens joined by spaces ("hello , world"), so the
         references are normalised the same way before comparing; case too with `lowercase`.
         """
-        def normal(texts):
-            tokens = split_tokens(tf.constant(list(texts), tf.string), self.level,
-                                  self.config.lowercase)
-            separator = "" if self.level == "char" else " "
-            return [t.decode("utf-8") for t in
-                    tf.strings.reduce_join(tokens, axis=1, separator=separator).numpy()]
-
-        hypotheses, references = normal(hypotheses), normal(references)
+        hypotheses = normalize_texts(hypotheses, self.level, self.config.lowercase)
+        references = normalize_texts(references, self.level, self.config.lowercase)
         exact = float(np.mean([h == r for h, r in zip(hypotheses, references)]))
         bleu = sacrebleu.corpus_bleu(hypotheses, [references],
                                      tokenize="char" if self.level == "char" else "13a")

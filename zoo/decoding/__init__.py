@@ -5,7 +5,9 @@ structure of batch-major tensors, so any autoregressive model (translation, capt
 """
 
 from seqzoo.zoo.decoding.beam_search import beam_search, length_penalty_factor, tile_beams
+from seqzoo.zoo.decoding.decode import METHODS, decode
 from seqzoo.zoo.decoding.greedy import greedy_decode
 from seqzoo.zoo.decoding.sampling import sample_decode
 
-__all__ = ["beam_search", "greedy_decode", "length_penalty_factor", "sample_decode", "tile_beams"]
+__all__ = ["METHODS", "beam_search", "decode", "greedy_decode", "length_penalty_factor",
+           "sample_decode", "tile_beams"]

@@ -179,6 +179,35 @@ class AttentionDecoder(keras.layers.Layer):
                                                memory_mask)
         return self.logits_dense(output), state, weights
 
+    def decoding_start(self, memory, states=None, memory_mask=None, start_id=0, never=()):
+        """`(step_fn, initial_state, start_tokens)` for the `seqzoo.zoo.decoding` functions.
+
+        Args:
+            memory: `[batch, source_time, memory_dim]`, what the decoder attends over.
+            states: optional flat initial cell states (zeros when omitted).
+            memory_mask: optional boolean `[batch, source_time]`, False at padding.
+            start_id: int, the first input token of every sequence.
+            never: token ids that are never generated (e.g. padding and start): their logits
+                are pushed to -1e9 so they stay out of every beam.
+
+        The state carries the memory, its mask and projected keys, so beam search tiles and
+        reorders them with the hypotheses.
+        """
+        state = {"decoder": self.initial_state(memory, states), "memory": memory,
+                 "keys": self.project_memory(memory)}
+        if memory_mask is not None:
+            state["mask"] = memory_mask
+        banned = tf.scatter_nd([[token] for token in never], [-1e9] * len(never),
+                               [self.vocab_size]) if never else tf.zeros([self.vocab_size])
+
+        def step_fn(tokens, state):
+            logits, decoder_state, _ = self.step(tokens, state["decoder"], state["memory"],
+                                                 state["keys"], state.get("mask"))
+            return logits + tf.cast(banned, logits.dtype), {**state, "decoder": decoder_state}
+
+        start = tf.fill([tf.shape(memory)[0]], tf.constant(start_id, tf.int32))
+        return step_fn, state, start
+
     def call(self, inputs, mask=None, training=None):
         target, memory, *states = inputs
         memory_mask = mask[1] if isinstance(mask, (list, tuple)) else mask

@@ -5,14 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from seqzoo.zoo._checks import check_one_of, check_positive_int
-from seqzoo.zoo.decoding import beam_search, greedy_decode, sample_decode
+from seqzoo.zoo._checks import check_positive_int
+from seqzoo.zoo.decoding import decode
 from seqzoo.zoo.layers.attention_decoder import AttentionDecoder
 from seqzoo.zoo.layers.bidirectional_encoder import BidirectionalEncoder
 from seqzoo.zoo.layers.state_bridge import StateBridge
 from seqzoo.zoo.models.translation.translation_tokenizer import END_ID, PAD_ID, START_ID
-
-METHODS = ("greedy", "beam", "sample")
 
 
 @keras.saving.register_keras_serializable(package="seqzoo")
@@ -121,59 +119,29 @@ class Seq2SeqTranslator(keras.Model):
                                          training=training)
         return {"logits": logits, "attention": attention}
 
-    def decoding_start(self, source):
-        """`(step_fn, initial_state, start_tokens)` for the `seqzoo.zoo.decoding` functions.
-
-        The state carries the encoder memory, so beam search tiles and reorders it with the
-        hypotheses. The padding and start ids get no probability.
-        """
-        if not self.built:
-            self.build()
-        memory, mask, states = self.encode(source, training=False)
-        state = {
-            "decoder": self.decoder.initial_state(memory, states),
-            "memory": memory,
-            "keys": self.decoder.project_memory(memory),
-            "mask": mask,
-        }
-
-        # Padding and the start token are never outputs; masking them keeps them out of beams.
-        never = tf.scatter_nd([[PAD_ID], [START_ID]], [-1e9, -1e9], [self.target_vocab_size])
-
-        def step_fn(tokens, state):
-            logits, decoder_state, _ = self.decoder.step(tokens, state["decoder"],
-                                                         state["memory"], state["keys"],
-                                                         state["mask"])
-            return logits + tf.cast(never, logits.dtype), {**state, "decoder": decoder_state}
-
-        start = tf.fill([tf.shape(source)[0]], tf.constant(START_ID, tf.int32))
-        return step_fn, state, start
-
-    def translate(self, source, method="greedy", max_length=64, beam_width=4,
-                  length_penalty=0.0, num_results=1, temperature=1.0, top_k=0, seed=(0, 0)):
+    def translate(self, source, method="greedy", max_length=64, **settings):
         """Decodes target ids for source ids `[B, T]`.
 
         Args:
             source: int ids `[batch, source_time]`, right padded with 0.
             method: `"greedy"`, `"beam"` or `"sample"`.
             max_length: most target tokens per sentence (the end token counts).
-            beam_width, length_penalty, num_results: beam search settings.
-            temperature, top_k, seed: sampling settings.
+            **settings: `beam_width`, `length_penalty`, `num_results` (beam search),
+                `temperature`, `top_k`, `seed` (sampling), as `seqzoo.zoo.decoding.decode`
+                takes them.
 
         Returns:
-            `(tokens, lengths, scores)` as the `seqzoo.zoo.decoding` function returns them: for beam
-            search with an n-best axis (`[B, num_results, L]`), else `[B, L]`.
+            `(tokens, lengths, scores)` as `seqzoo.zoo.decoding.decode` returns them: for beam
+            search with an n-best axis (`[B, num_results, L]`), else `[B, L]`. Padding and
+            start ids are never generated.
         """
-        check_one_of("method", method, METHODS)
-        step_fn, state, start = self.decoding_start(tf.cast(source, tf.int32))
-        if method == "greedy":
-            return greedy_decode(step_fn, state, start, END_ID, max_length, pad_token=PAD_ID)
-        if method == "beam":
-            return beam_search(step_fn, state, start, END_ID, max_length, beam_width,
-                               length_penalty=length_penalty, num_results=num_results,
-                               pad_token=PAD_ID)
-        return sample_decode(step_fn, state, start, END_ID, max_length, temperature=temperature,
-                             top_k=top_k, seed=seed, pad_token=PAD_ID)
+        if not self.built:
+            self.build()
+        memory, mask, states = self.encode(tf.cast(source, tf.int32), training=False)
+        step_fn, state, start = self.decoder.decoding_start(memory, states, mask, START_ID,
+                                                            never=(PAD_ID, START_ID))
+        return decode(method, step_fn, state, start, END_ID, max_length, pad_token=PAD_ID,
+                      **settings)
 
     def get_config(self):
         config = super().get_config()

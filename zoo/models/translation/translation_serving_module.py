@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from seqzoo.zoo.models.translation.translation_tokenizer import START_ID
+from seqzoo.zoo.models.text_generation_module import TextGenerationModule
 
 
-class TranslationServingModule(tf.Module):
+class TranslationServingModule(TextGenerationModule):
     """Wraps a `Seq2SeqTranslator` and its tokenizers in the signatures it is exported with.
 
     Everything runs in the graph: tokenization, encoding, beam search or greedy decoding and
@@ -42,24 +42,14 @@ class TranslationServingModule(tf.Module):
         array([b'2021-03-03'], dtype=object)
     """
 
+    output_name = "translation"
+
     def __init__(self, model, source_tokenizer, target_tokenizer, beam_width=4, num_results=None,
                  length_penalty=0.0, max_length=64, name=None):
-        super().__init__(name=name)
-        num_results = beam_width if num_results is None else num_results
-        if not isinstance(beam_width, int) or beam_width < 1:
-            raise ValueError(f"beam_width must be an int >= 1. Received: beam_width={beam_width}")
-        if not isinstance(num_results, int) or not 1 <= num_results <= beam_width:
-            raise ValueError(
-                f"num_results must be an int in [1, beam_width={beam_width}]. Received: "
-                f"num_results={num_results}"
-            )
-        self.model = model
+        super().__init__(model, target_tokenizer, beam_width=beam_width, num_results=num_results,
+                         length_penalty=length_penalty, max_length=max_length, name=name)
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
-        self.beam_width = beam_width
-        self.num_results = num_results
-        self.length_penalty = float(length_penalty)
-        self.max_length = max_length
         spec = [tf.TensorSpec([None], tf.string, name="text")]
         self.serve = tf.function(self._serve, input_signature=spec)
         self.greedy = tf.function(self._greedy, input_signature=spec)
@@ -72,41 +62,24 @@ class TranslationServingModule(tf.Module):
         return {"serving_default": self.serve, "greedy": self.greedy, "nbest": self.nbest,
                 "attention": self.attention}
 
-    def _beam(self, text, num_results):
-        source = self.source_tokenizer(text)
-        tokens, _, scores = self.model.translate(
-            source, method="beam", max_length=self.max_length, beam_width=self.beam_width,
-            length_penalty=self.length_penalty, num_results=num_results,
-        )
-        return source, tokens, scores
+    def _generate(self, source, method, num_results=1):
+        return self.model.translate(source, method=method, **self.decode_settings(num_results))
+
+    def _attention_weights(self, source, target_in):
+        return self.model({"source": source, "target_in": target_in}, training=False)["attention"]
 
     def _serve(self, text):
-        _, tokens, scores = self._beam(text, 1)
-        return {"translation": self.target_tokenizer.detokenize(tokens[:, 0]),
-                "score": scores[:, 0]}
+        return self.best_outputs(self.source_tokenizer(text))
 
     def _greedy(self, text):
-        tokens, _, scores = self.model.translate(self.source_tokenizer(text), method="greedy",
-                                                 max_length=self.max_length)
-        return {"translation": self.target_tokenizer.detokenize(tokens), "score": scores}
+        return self.greedy_outputs(self.source_tokenizer(text))
 
     def _nbest(self, text):
-        _, tokens, scores = self._beam(text, self.num_results)
-        shape = tf.shape(tokens)
-        flat = tf.reshape(tokens, [shape[0] * shape[1], shape[2]])
-        translations = tf.reshape(self.target_tokenizer.detokenize(flat), shape[:2])
-        return {"translations": translations, "scores": scores}
+        return self.nbest_outputs(self.source_tokenizer(text))
 
     def _attention(self, text):
-        source, tokens, _ = self._beam(text, 1)
-        tokens = tokens[:, 0]
-        start = tf.fill([tf.shape(tokens)[0], 1], tf.constant(START_ID, tf.int32))
-        target_in = tf.concat([start, tokens[:, :-1]], axis=1)
-        weights = self.model({"source": source, "target_in": target_in},
-                             training=False)["attention"]
-        return {
-            "translation": self.target_tokenizer.detokenize(tokens),
-            "source_tokens": self.source_tokenizer.id_to_token(source),
-            "target_tokens": self.target_tokenizer.id_to_token(tokens),
-            "attention": tf.cast(weights, tf.float32),
-        }
+        source = self.source_tokenizer(text)
+        translation, tokens, weights = self.attention_outputs(source)
+        return {"translation": translation,
+                "source_tokens": self.source_tokenizer.id_to_token(source),
+                "target_tokens": tokens, "attention": weights}

@@ -29,6 +29,15 @@ def split_tokens(texts, level, lowercase):
     return tf.strings.split(tf.strings.regex_replace(texts, r"([[:punct:]])", " \\1 "))
 
 
+def normalize_texts(texts, level, lowercase) -> list[str]:
+    """Texts (list of str) as a tokenizer of `level` sees them, tokens joined back (words with
+    single spaces, "hello , world !"), so that texts compare token by token."""
+    tokens = split_tokens(tf.constant(list(texts), tf.string), level, lowercase)
+    separator = "" if level == "char" else " "
+    return [t.decode("utf-8") for t in
+            tf.strings.reduce_join(tokens, axis=1, separator=separator).numpy()]
+
+
 @keras.saving.register_keras_serializable(package="seqzoo")
 class TranslationTokenizer(keras.layers.Layer):
     """Maps raw text to token ids inside the graph, and ids back to text.
@@ -120,6 +129,23 @@ class TranslationTokenizer(keras.layers.Layer):
             ids = tf.concat([ids, end], axis=1)
         dense = ids.to_tensor(default_value=PAD_ID)
         return tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]])
+
+    def teacher_forcing(self, texts):
+        """`{"target_in", "target_out"}` of a decoder trained with teacher forcing: the ids of
+        `texts` with the end id (`target_out`, needs `add_end=True`), and the same ids behind
+        the start id, without the last (`target_in`)."""
+        if not self.add_end:
+            raise ValueError("teacher_forcing needs a tokenizer built with add_end=True.")
+        target_out = self(texts)
+        return {"target_in": self.behind_start(target_out), "target_out": target_out}
+
+    @staticmethod
+    def behind_start(ids):
+        """Ids `[batch, time]` shifted right behind the start id (the last column drops): the
+        decoder inputs that wrote `ids`."""
+        ids = tf.cast(ids, tf.int32)
+        start = tf.fill([tf.shape(ids)[0], 1], tf.constant(START_ID, tf.int32))
+        return tf.concat([start, ids[:, :-1]], axis=1)
 
     def id_to_token(self, ids):
         """Tokens of ids (any shape): `""` for padding, `<s>`, `</s>`, `<unk>` as such."""
