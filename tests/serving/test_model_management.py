@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import grpc
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,6 +22,8 @@ from tensorflow_serving.apis import (
     prediction_log_pb2,
     prediction_service_pb2_grpc,
 )
+from plain_keras_export import X as X_KERAS
+from plain_keras_export import KerasInModule, save_plainly
 from toy_saved_model import reference_affine, save_toy
 
 from seqzoo.serving import export
@@ -249,31 +250,13 @@ def test_failed_versions_show_their_error_keep_the_old_one_and_retry_on_change(t
         assert affine_version(server, "/v1/models/m:predict") == 2
 
 
-class _KerasInModule(tf.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-        self.serve = tf.function(lambda x: {"y": self.model(x)},
-                                 input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
-
-    @property
-    def signatures(self):
-        return {"serving_default": self.serve}
-
-
 def test_a_keras_model_saved_plainly_is_refused_as_tf_serving_would_and_export_fixes_it(tmp_path):
-    module = _KerasInModule()
-    x = np.float32([[1.0, -2.0, 0.5]])
-    plain = tmp_path / "plain" / "1"
-    tf.saved_model.save(module, str(plain), signatures=module.signatures)
-    request = predict_pb2.PredictRequest()
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
-    (plain / WARMUP_FILE).parent.mkdir()
-    with tf.io.TFRecordWriter(str(plain / WARMUP_FILE)) as writer:
-        writer.write(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    module = KerasInModule()
+    x = X_KERAS
+    save_plainly(module, tmp_path / "plain" / "1")
     # tf.saved_model.load restores through the object graph, so it hides the problem.
-    loaded = tf.saved_model.load(str(plain)).signatures["serving_default"](x=tf.constant(x))
+    loaded = tf.saved_model.load(str(tmp_path / "plain" / "1")).signatures["serving_default"](
+        x=tf.constant(x))
     np.testing.assert_allclose(loaded["y"], module.model(x), rtol=1e-6)
 
     export.save_for_serving(module, tmp_path / "fixed" / "1", "fixed", {"x": x.tolist()})

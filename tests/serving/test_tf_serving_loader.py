@@ -19,7 +19,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from seqzoo.serving.export import export_model
 from seqzoo.serving.servable import INIT_OP_SIGNATURE_KEY, WARMUP_FILE, read_signature_defs
-from seqzoo.training import loop
+from seqzoo.training import loop, run_directory
 from seqzoo.training.tasks import get_task_class, task_names
 
 LOADER = pathlib.Path(__file__).with_name("tf_serving_loader.py")
@@ -69,8 +69,9 @@ def test_export_answers_under_tf_serving_loader_on_every_signature(task_name, tm
                                                                     tf_serving_loader):
     run_dir = tmp_path / "run"
     overrides = [*get_task_class(task_name).tiny_run, "train.strategy=one_device"]
-    loop.train(loop.configure(task_name, run_dir, overrides=overrides), run_dir, progress=False)
-    task, model = loop.restore(run_dir)
+    loop.train(run_directory.configure(task_name, run_dir, overrides=overrides), run_dir,
+               progress=False)
+    task, model = run_directory.restore(run_dir)
     version_dir = export_model(task, model, tmp_path / "models", task_name)
 
     out = tmp_path / "served.npz"
