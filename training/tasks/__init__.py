@@ -29,6 +29,7 @@ SUMMARIES: dict[str, str] = {
     "translation": "text -> text with attention and beam search; builtin:dates, builtin:long",
     "elman": "Elman network on long time lags, full or truncated BPTT; builtin:adding, "
              "builtin:copy, builtin:echo",
+    "captioning": "image -> caption (one to many) with visual attention; builtin: shape pictures",
 }
 
 
