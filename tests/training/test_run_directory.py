@@ -2,6 +2,9 @@
 how to start over (`--fresh`), and interrupts at step 0 or in the final evaluation say what happened."""
 
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -11,6 +14,9 @@ from seqzoo.serving import cli
 from seqzoo.training import loop, run_directory
 from seqzoo.training.progress_display import ProgressDisplay
 from seqzoo.training.run_directory import RunDirectory
+from seqzoo.training.tasks.sentiment import SentimentTask
+
+SEQZOO = os.path.join(os.path.dirname(sys.executable), "seqzoo")
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +53,42 @@ def test_failed_first_run_does_not_pin_its_settings(tmp_path, capsys):
         0.1, -1)
     assert not (run_dir / "assets").exists()  # the failed run's assets went with it
     assert RunDirectory(run_dir).latest_checkpoint().endswith("ckpt-3")
+
+
+def test_seqzoo_train_after_a_typo_in_the_data_file_just_works(tmp_path):
+    """The issue's walk through the installed command: `--data file:typo.tsv` fails, then a run
+    with other settings trains (nothing pinned), then that run refuses other settings and says
+    how to start over."""
+    run_dir = tmp_path / "runs" / "sentiment"
+
+    def seqzoo_train(*args):
+        return subprocess.run(
+            [SEQZOO, "train", "sentiment", "--run-dir", str(run_dir), "--strategy", "one_device",
+             *(f"--set={setting}" for setting in SentimentTask.tiny_run), *args],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path, stdin=subprocess.DEVNULL)
+
+    typo = seqzoo_train("--data", "file:typo.tsv", "--set", "model.units=8")
+    assert typo.returncode == 2
+    assert typo.stderr.strip() == "seqzoo train: error: Data file 'typo.tsv' does not exist."
+
+    trained = seqzoo_train("--steps", "3")
+    assert trained.returncode == 0, trained.stderr
+    assert "Resuming" not in trained.stdout
+    assert (_saved(run_dir)["data"], _saved(run_dir)["model"]["units"]) == ("builtin", 4)
+    assert f"Last checkpoint: {run_dir / 'checkpoints' / 'ckpt-3'} (step 3)" in trained.stdout
+
+    other = seqzoo_train("--set", "model.units=8")
+    assert other.returncode == 2
+    assert other.stderr.startswith(
+        f"seqzoo train: error: Run directory {str(run_dir)!r} holds a run with checkpoints "
+        "trained with other settings (model.units 4 -> 8). Leave those settings out")
+    assert "pass --fresh to delete it and start over" in other.stderr
+
+    fresh = seqzoo_train("--set", "model.units=8", "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "Resuming" not in fresh.stdout
+    assert _saved(run_dir)["model"]["units"] == 8
+    assert RunDirectory(run_dir).latest_checkpoint().endswith("ckpt-2")
 
 
 def test_resumed_run_lists_other_settings_and_fresh_starts_over(tmp_path, capsys):
