@@ -92,6 +92,45 @@ def _output_directory(run: RunDirectory, chief: bool, worker: str):
 def _train(strategy, config, run, out, *, chief, progress, fresh):
     keras.utils.set_random_seed(config.train.seed)
     out.save_config(config)
+    try:
+        task, model, optimizer, checkpoints = _prepare(strategy, config, run, out, fresh=fresh)
+    except KeyboardInterrupt:
+        print("Interrupted before training started; no checkpoint was written.", flush=True)
+        raise
+    step = checkpoints.current_step
+    if chief and step >= config.train.steps:
+        print(f"The run already reached train.steps={config.train.steps}; evaluating its "
+              "checkpoint (--steps N trains it further).", flush=True)
+    display = ProgressDisplay(config.train.steps) if progress and chief else None
+    with _sigterm_as_interrupt(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
+        try:
+            with display or contextlib.nullcontext():
+                run_steps(strategy, task, model, optimizer, checkpoints, log, config.train)
+        except KeyboardInterrupt:
+            _report_interrupt(checkpoints, run)
+            raise
+        step = checkpoints.current_step
+        if display:
+            # Decoding a validation split can take a while: say what the silence is.
+            print(f"Evaluating step {step} on the validation data...", flush=True)
+        try:
+            metrics = {name: float(value) for name, value in task.evaluate(model).items()}
+        except KeyboardInterrupt:
+            print(f"Interrupted during the final evaluation; the checkpoint of step {step} is "
+                  f"kept in {run.checkpoints_dir}. Train again into the same run directory to "
+                  "evaluate it.", flush=True)
+            raise
+        # The summary below shows them; the display would repeat them.
+        log.write_validation(step, metrics, show=False)
+    out.write_metrics(metrics)
+    if chief:
+        print(run_summary(run.path, checkpoints.latest_path, step, metrics), flush=True)
+    return metrics
+
+
+def _prepare(strategy, config, run, out, *, fresh):
+    """The prepared task, its model and optimizer, and their checkpoints restored to the
+    run's latest (unless `fresh`)."""
     task = build_task(config, out.path)
     task.prepare()
     with strategy.scope():
@@ -106,27 +145,7 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
     check_workers_agree(strategy, checkpoints.current_step)
     if resumed is not None:
         print(f"Resuming from step {checkpoints.current_step} ({resumed}).", flush=True)
-    display = ProgressDisplay(config.train.steps) if progress and chief else None
-    with _sigterm_as_interrupt(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
-        try:
-            with display or contextlib.nullcontext():
-                run_steps(strategy, task, model, optimizer, checkpoints, log, config.train)
-        except KeyboardInterrupt:
-            _report_interrupt(checkpoints, run)
-            raise
-        try:
-            metrics = {name: float(value) for name, value in task.evaluate(model).items()}
-        except KeyboardInterrupt:
-            print(f"Interrupted during the final evaluation; the checkpoint of step "
-                  f"{checkpoints.current_step} is kept in {run.checkpoints_dir}. Train again "
-                  "into the same run directory to evaluate it.", flush=True)
-            raise
-        log.write_validation(checkpoints.current_step, metrics)
-    out.write_metrics(metrics)
-    if chief:
-        print(run_summary(run.path, checkpoints.latest_path, checkpoints.current_step, metrics),
-              flush=True)
-    return metrics
+    return task, model, optimizer, checkpoints
 
 
 def run_steps(strategy, task, model, optimizer, checkpoints, log, train):

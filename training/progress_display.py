@@ -11,7 +11,8 @@ class ProgressDisplay:
     On a terminal one bar line is redrawn in place; anywhere else (a pipe, a file, a CI log)
     every update is one plain line. Both show the step, the mean loss and metrics of the last
     logging window (the same values TensorBoard gets), steps per second and the time left at
-    that speed. Used as a context manager, it ends its bar line on exit.
+    that speed. Validation metrics measured during training get a line of their own. Used as
+    a context manager, it ends its bar line on exit.
 
     Args:
         total_steps: the step training stops at.
@@ -34,9 +35,10 @@ class ProgressDisplay:
         self._drawn = False
 
     def update(self, step: int, values: dict[str, float], steps_per_sec: float) -> None:
+        """Shows the means of the logging window ending at `step`."""
         seconds_left = (self.total_steps - step) / steps_per_sec if steps_per_sec > 0 else 0.0
-        fields = [f"{name} {value:.4g}" for name, value in values.items()]
-        fields += [f"{steps_per_sec:.1f} steps/s", f"{format_duration(seconds_left)} left"]
+        fields = _fields(values) + [f"{steps_per_sec:.1f} steps/s",
+                                    f"{format_duration(seconds_left)} left"]
         if self.redraw:
             done = self.BAR_WIDTH * step // self.total_steps
             bar = "=" * done + (">" if done < self.BAR_WIDTH else "") + "." * (
@@ -47,6 +49,13 @@ class ProgressDisplay:
             self._drawn = True
         else:
             self.stream.write(f"step {step}/{self.total_steps}  " + "  ".join(fields) + "\n")
+        self.stream.flush()
+
+    def validation(self, step: int, metrics: dict[str, float]) -> None:
+        """Shows validation metrics measured at `step` on a line of their own."""
+        self.finish()
+        self.stream.write(f"step {step}/{self.total_steps}  validation  "
+                          + "  ".join(_fields(metrics)) + "\n")
         self.stream.flush()
 
     def __enter__(self):
@@ -63,6 +72,10 @@ class ProgressDisplay:
             self._drawn = False
 
 
+def _fields(values: dict[str, float]) -> list[str]:
+    return [f"{name} {float(value):.4g}" for name, value in values.items()]
+
+
 def format_duration(seconds: float) -> str:
     """`m:ss`, or `h:mm:ss` from an hour on."""
     seconds = int(round(seconds))
@@ -74,7 +87,7 @@ def format_duration(seconds: float) -> str:
 def run_summary(run_dir, checkpoint: str | None, step: int, metrics: dict[str, float]) -> str:
     """The lines every run ends with: where it is, its last checkpoint, its validation metrics
     and the command that exports it."""
-    shown = "  ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+    shown = "  ".join(_fields(dict(sorted(metrics.items()))))
     return "\n".join([
         f"Run directory:   {run_dir}",
         f"Last checkpoint: {checkpoint} (step {step})",

@@ -11,7 +11,7 @@ class TrainingLog:
     Every `log_every` steps the loop calls `write_window`: the loss and metrics averaged over the
     steps since the last window, and `steps_per_sec` over the time spent in those steps, are
     written at that step (and shown by `display`, when given). Validation metrics are written
-    as `val_<name>`.
+    as `val_<name>` (and shown by `display`).
 
     Args:
         logs_dir: directory of the TensorBoard event files.
@@ -52,8 +52,12 @@ class TrainingLog:
         self._sums, self._steps, self._seconds = {}, 0, 0.0
         return {**means, "steps_per_sec": steps_per_sec}
 
-    def write_validation(self, step: int, metrics: dict[str, float]) -> None:
+    def write_validation(self, step: int, metrics: dict[str, float], show: bool = True) -> None:
+        """Writes validation `metrics` as `val_<name>` at `step`, and shows them on `display`
+        unless `show` is false."""
         self._write(step, {f"val_{name}": value for name, value in metrics.items()})
+        if show and self.display is not None:
+            self.display.validation(step, metrics)
 
     def close(self) -> None:
         self._writer.close()

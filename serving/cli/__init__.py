@@ -43,3 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"seqzoo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C (e.g. while TensorFlow loads) ends a command with a line, not a traceback;
+        # 130 is the shell's code for a command ended by SIGINT.
+        print(f"seqzoo {args.command}: interrupted", file=sys.stderr)
+        return 130

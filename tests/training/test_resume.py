@@ -63,7 +63,8 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(tmp_path):
     assert _latest_step(run_dir) == stopped_at  # saved on SIGTERM, not only every 50 steps
 
     final = stopped_at + 12
-    third = _start(run_dir, "--steps", str(final), "--set", "train.log_every=4", progress=True)
+    third = _start(run_dir, "--steps", str(final), "--set", "train.log_every=4",
+                   "--set", "train.eval_every=8", progress=True)
     output = third.communicate(timeout=120)[0]
     assert third.returncode == 0, output
     assert f"Resuming from step {stopped_at} " in output
@@ -74,8 +75,9 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(tmp_path):
 
 
 def _check_piped_progress_and_summary(output, run_dir, start, final):
-    """Plain lines at every 4th step and the last one, showing what TensorBoard logged there;
-    then the summary: run directory, last checkpoint, metrics and the export command."""
+    """Plain lines at every 4th step and the last one, showing what TensorBoard logged there,
+    and the validation metrics of every 8th step before the last; then the final evaluation and
+    the summary: run directory, last checkpoint, metrics and the export command."""
     assert "\r" not in output and "\x1b" not in output
     lines = re.findall(r"^step (\d+)/(\d+)  loss (\S+)  mae (\S+)  ([\d.]+) steps/s  "
                        r"(\d+:\d\d) left$", output, re.M)
@@ -87,14 +89,20 @@ def _check_piped_progress_and_summary(output, run_dir, start, final):
     for path in glob.glob(str(run_dir / "logs" / "*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                if value.tag in ("loss", "mae"):
+                if value.tag in ("loss", "mae", "val_mse"):
                     logged[value.tag, event.step] = float(tf.make_ndarray(value.tensor))
     for step, _, loss, mae, *_ in lines:
         assert float(loss) == pytest.approx(logged["loss", int(step)], rel=1e-3)
         assert float(mae) == pytest.approx(logged["mae", int(step)], rel=1e-3)
+    validations = re.findall(rf"^step (\d+)/{final}  validation  mse (\S+)$", output, re.M)
+    assert [int(step) for step, _ in validations] == [
+        s for s in range(start + 1, final) if s % 8 == 0]
+    for step, mse in validations:
+        assert float(mse) == pytest.approx(logged["val_mse", int(step)], rel=1e-3)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    assert output.splitlines()[-4:] == [
+    assert output.splitlines()[-5:] == [
+        f"Evaluating step {final} on the validation data...",
         f"Run directory:   {run_dir}",
         f"Last checkpoint: {checkpoint} (step {final})",
         f"Validation:      mse {metrics['mse']:.4g}",

@@ -141,6 +141,23 @@ def test_stop_at_step_zero_saves_and_claims_nothing(tmp_path, capsys, monkeypatc
     assert RunDirectory(tmp_path).latest_checkpoint() is None
 
 
+def test_interrupt_before_training_says_so_without_a_traceback(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # While the task prepares its data (the loop reports it) ...
+    monkeypatch.setattr(toy_task.ToyTask, "prepare", interrupted)
+    assert _train(tmp_path, "--steps", "5") == 130
+    captured = capsys.readouterr()
+    assert captured.out == "Interrupted before training started; no checkpoint was written.\n"
+    assert captured.err == ""
+    # ... and while TensorFlow loads, before the loop (the command line reports it).
+    monkeypatch.setattr(run_directory, "configure", interrupted)
+    assert _train(tmp_path, "--steps", "5") == 130
+    assert capsys.readouterr().err == "seqzoo train: interrupted\n"
+    assert RunDirectory(tmp_path).latest_checkpoint() is None
+
+
 def test_interrupt_in_final_evaluation_says_so_and_a_rerun_evaluates(tmp_path, capsys,
                                                                       monkeypatch):
     evaluate = toy_task.ToyTask.evaluate
@@ -158,9 +175,11 @@ def test_interrupt_in_final_evaluation_says_so_and_a_rerun_evaluates(tmp_path, c
     assert _train(tmp_path, "--steps", "3") == 0
     out = capsys.readouterr().out
     assert "Resuming from step 3 " in out and (tmp_path / "metrics.json").is_file()
+    assert ("The run already reached train.steps=3; evaluating its checkpoint (--steps N "
+            "trains it further).") in out
 
 
-def test_terminal_bar_redraws_one_line_with_window_means():
+def test_terminal_bar_redraws_one_line_with_window_means_and_validation_on_its_own_line():
     class Terminal(io.StringIO):
         def isatty(self):
             return True
@@ -168,13 +187,11 @@ def test_terminal_bar_redraws_one_line_with_window_means():
     stream = Terminal()
     with ProgressDisplay(40, stream) as display:
         display.update(20, {"loss": 0.30361, "accuracy": 0.5}, steps_per_sec=10.0)
+        display.validation(20, {"accuracy": 0.51234, "loss": 0.7})
         display.update(40, {"loss": 0.0022, "accuracy": 1.0}, steps_per_sec=20.0)
-    text = stream.getvalue()
-    assert text.count("\n") == 1 and text.endswith("\n")
-    first, last = text.split("\r")[1:]
+    first, last = stream.getvalue().split("\r")[1:]
     assert first == "20/40 [==========>.........]  loss 0.3036  accuracy 0.5  10.0 steps/s  " \
-                    "0:02 left\x1b[K"
+                    "0:02 left\x1b[K\nstep 20/40  validation  accuracy 0.5123  loss 0.7\n"
     # The last line shows the last window's means, like every line before it.
     assert last == "40/40 [====================]  loss 0.0022  accuracy 1  20.0 steps/s  " \
                    "0:00 left\x1b[K\n"
-
