@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from seqzoo.training.config import STRATEGIES, TrainConfig
+from seqzoo.training.data.sources import check_source
 from seqzoo.training.tasks import SUMMARIES, TASKS, check_task_name
 
 
@@ -48,7 +49,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_task_name(args.task)  # before TensorFlow loads: a typo is answered at once
+    # Before TensorFlow loads: a typo is answered at once.
+    check_task_name(args.task)
+    if args.data is not None:
+        check_source(args.data)
     from seqzoo.training import loop, run_directory
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,

@@ -69,7 +69,11 @@ def test_train_help_lists_every_task_with_a_line_and_shows_defaults():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "nosuch"], "seqzoo train: error: Unknown task 'nosuch'; accepted: ar, delay_tap"),
+    (["train", "nosuch"],
+     f"seqzoo train: error: Unknown task 'nosuch'; accepted: {', '.join(sorted(TASKS))}.\n"),
+    (["train", "sentiment", "--data", "file:typo.tsv"],
+     "seqzoo train: error: Data file 'typo.tsv' does not exist."),
+    (["train", "sentiment", "--data", "tfds"], "Bad data source 'tfds'; accepted: builtin"),
     (["export", "no_such_run"], "'no_such_run' is not a run directory: it has no config.yaml"),
     (["attention", "no_such_run", "hello"], "'no_such_run' is not a directory; give a run"),
 ])

@@ -55,10 +55,10 @@ def test_failed_first_run_does_not_pin_its_settings(tmp_path, capsys):
     assert RunDirectory(run_dir).latest_checkpoint().endswith("ckpt-3")
 
 
-def test_seqzoo_train_after_a_typo_in_the_data_file_just_works(tmp_path):
-    """The issue's walk through the installed command: `--data file:typo.tsv` fails, then a run
-    with other settings trains (nothing pinned), then that run refuses other settings and says
-    how to start over."""
+def test_seqzoo_train_after_a_bad_data_file_just_works(tmp_path):
+    """The issue's walk through the installed command: `--data file:typo.tsv` is refused at
+    once, a file the task cannot read fails its first run, then a run with other settings
+    trains (nothing pinned), then that run refuses other settings and says how to start over."""
     run_dir = tmp_path / "runs" / "sentiment"
 
     def seqzoo_train(*args):
@@ -67,9 +67,16 @@ def test_seqzoo_train_after_a_typo_in_the_data_file_just_works(tmp_path):
              *(f"--set={setting}" for setting in SentimentTask.tiny_run), *args],
             capture_output=True, text=True, timeout=600, cwd=tmp_path, stdin=subprocess.DEVNULL)
 
-    typo = seqzoo_train("--data", "file:typo.tsv", "--set", "model.units=8")
+    typo = seqzoo_train("--data", "file:typo.tsv")
     assert typo.returncode == 2
-    assert typo.stderr.strip() == "seqzoo train: error: Data file 'typo.tsv' does not exist."
+    assert typo.stderr == "seqzoo train: error: Data file 'typo.tsv' does not exist.\n"
+    assert not run_dir.exists()
+
+    (tmp_path / "reviews.tsv").write_text("text\tsentiment\ngreat film\tpositive\n")
+    unread = seqzoo_train("--data", "file:reviews.tsv", "--set", "model.units=8")
+    assert unread.returncode == 2
+    assert "lacks column(s) ['label']" in unread.stderr
+    assert _saved(run_dir)["data"] == "file:reviews.tsv"
 
     trained = seqzoo_train("--steps", "3")
     assert trained.returncode == 0, trained.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import random
 
 KINDS = ("builtin", "tfds", "file")
@@ -23,6 +24,15 @@ def parse_source(text: str) -> DataSource:
             "(e.g. tfds:imdb_reviews, tfds:glue/sst2) or file:PATH."
         )
     return DataSource(kind, arg)
+
+
+def check_source(text: str) -> DataSource:
+    """Parses a `--data` value and checks that a `file:` path exists, so that a typo is answered
+    before a run starts (the task reads and checks the file's contents when it prepares)."""
+    source = parse_source(text)
+    if source.kind == "file" and not pathlib.Path(source.arg).exists():
+        raise ValueError(f"Data file {source.arg!r} does not exist.")
+    return source
 
 
 def hold_out(items: list, seed: int, fraction: float, where: str) -> tuple[list, list]:
