@@ -25,4 +25,5 @@ def run(args) -> int:
 
     path = export_run(args.run_dir, args.models_dir, args.name, args.version)
     print(f"Exported {args.run_dir} to {path}")
+    print(f"Serve it with:   seqzoo serve --models-dir {args.models_dir}")
     return 0

@@ -116,7 +116,12 @@ def test_seqzoo_export_of_a_trained_run(tmp_path, monkeypatch, capsys):
     metrics = loop.train(config, run_dir, progress=False)
     assert metrics["accuracy"] > 0.9
     models = tmp_path / "models"
+    capsys.readouterr()
     assert seqzoo(["export", str(run_dir), "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"Exported {run_dir} to {models / 'serving_toy' / '1'}",
+        f"Serve it with:   seqzoo serve --models-dir {models}",
+    ]
     assert seqzoo(["export", str(run_dir), "--models-dir", str(models), "--version", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
     _, model = run_directory.restore(run_dir)
