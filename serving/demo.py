@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 import time
 
 DEMO_SENTENCES = (
@@ -77,15 +76,16 @@ def run_demo(
     from seqzoo.training.run_directory import configure
 
     run_dir, models_dir = pathlib.Path(run_dir), pathlib.Path(models_dir)
-    if retrain and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if retrain:
+        # Training with fresh=True removes the run's own files only, never others in run_dir.
+        (run_dir / _EXPORT_RECORD).unlink(missing_ok=True)
 
-    step = _trained_step(run_dir)
+    step = None if retrain else _trained_step(run_dir)
     if step is None:
-        cfg = configure("sentiment", run_dir, overrides=overrides)
+        cfg = configure("sentiment", run_dir, overrides=overrides, fresh=retrain)
         out(f"Training the sentiment model for {cfg.train.steps} steps into {run_dir} ...")
         started = time.perf_counter()
-        train(cfg, run_dir)
+        train(cfg, run_dir, fresh=retrain)
         out(f"Trained in {time.perf_counter() - started:.0f} s.")
         step = _trained_step(run_dir)
     else:

@@ -56,3 +56,29 @@ def test_demo_trains_serves_answers_and_reuses_the_model(tmp_path):
     # The same checkpoint is not exported twice.
     assert sorted(p.name for p in (tmp_path / "models" / "sentiment").iterdir()) == ["1"]
     assert accuracy.group(0) in second.stdout
+
+
+def test_retrain_trains_afresh_and_leaves_the_users_files(tmp_path, monkeypatch):
+    """--retrain starts the run over through the loop's fresh start (which removes the run's
+    own files only: tests/training/test_run_directory.py) and forgets what was exported;
+    nothing else in --run-dir is touched, even when it is a project folder."""
+    from seqzoo.serving import demo
+    from seqzoo.training import loop
+
+    run_dir = tmp_path / "project"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("the user's own file")
+    (run_dir / "exported.json").write_text('{"step": 20, "path": "models/sentiment/1"}')
+    started = []
+
+    class Stop(Exception):
+        pass
+
+    def train(config, path, fresh=False, **kwargs):
+        started.append((pathlib.Path(path), fresh, sorted(p.name for p in run_dir.iterdir())))
+        raise Stop
+
+    monkeypatch.setattr(loop, "train", train)
+    with pytest.raises(Stop):
+        demo.run_demo(run_dir, tmp_path / "models", retrain=True, out=lambda line: None)
+    assert started == [(run_dir, True, ["notes.txt"])]
