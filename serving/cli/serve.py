@@ -66,11 +66,12 @@ def run(args) -> int:
         rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,
     )
     server.start()
+    # Before the line below announces the server: whoever reads it may stop it at once.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.stop())
     loaded = {name: server.registry.versions(name) for name in server.registry.names()}
     print(f"Serving {loaded or 'no models yet'}: gRPC on {args.host}:{server.grpc_port}, "
           f"REST on http://{args.host}:{server.rest_port}/v1/models/NAME (Ctrl-C stops)",
           flush=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server.stop())
     server.wait()
     return 0
