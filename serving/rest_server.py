@@ -191,13 +191,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         version = int(match["version"]) if match["version"] else None
         if verb is None:
             return _proto_json(registry.status(name, version, label))
-        servable = registry.get(name, version, label)
         if verb == "/metadata":
+            servable = registry.get(name, version, label)
             return {
                 "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
                 "metadata": {"signature_def": _proto_json(servable.signature_def_map())},
             }
         with registry.metrics.request(name, _APIS[verb], "REST"):
+            servable = registry.get(name, version, label)
             request = _json_body(body)
             if verb == ":predict":
                 return self._predict(servable, request, self.server.limits.max_elements)

@@ -52,6 +52,7 @@ def test_metrics_count_requests_and_loads_under_tf_serving_names(server):
     for _ in range(3):
         assert rest(server, "POST", "/v1/models/toy:predict", {"instances": ["hi"]})[0] == 200
     assert rest(server, "POST", "/v1/models/toy:predict", {"inputs": {"nope": [1]}})[0] == 400
+    assert rest(server, "POST", "/v1/models/nosuch:predict", {"instances": ["hi"]})[0] == 404
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         predict(stub, "toy")
@@ -65,16 +66,17 @@ def test_metrics_count_requests_and_loads_under_tf_serving_names(server):
     count = families[":tensorflow:serving:request_count"]
     assert count.type == "counter"
     assert {(s.labels["model_name"], s.labels["status"]): s.value for s in count.samples} == {
-        ("toy", "OK"): 4, ("toy", "INVALID_ARGUMENT"): 1, ("nosuch", "NOT_FOUND"): 1}
+        ("toy", "OK"): 4, ("toy", "INVALID_ARGUMENT"): 1, ("nosuch", "NOT_FOUND"): 2}
 
     latency = families[":tensorflow:serving:request_latency"]
     assert latency.type == "histogram"
     counts = {(s.labels["model_name"], s.labels["API"], s.labels["entrypoint"]): s.value
               for s in latency.samples if s.name.endswith("_count")}
     assert counts == {("toy", "Predict", "REST"): 4, ("toy", "Predict", "GRPC"): 1,
-                      ("nosuch", "Predict", "GRPC"): 1}
+                      ("nosuch", "Predict", "REST"): 1, ("nosuch", "Predict", "GRPC"): 1}
     rest_buckets = [(s.labels["le"], s.value) for s in latency.samples
-                    if s.name.endswith("_bucket") and s.labels["entrypoint"] == "REST"]
+                    if s.name.endswith("_bucket")
+                    and (s.labels["model_name"], s.labels["entrypoint"]) == ("toy", "REST")]
     assert rest_buckets[0][0] == "10.0" and rest_buckets[-1] == ("+Inf", 4)
     assert [value for _, value in rest_buckets] == sorted(value for _, value in rest_buckets)
 
