@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import threading
 
 import grpc
 import tensorflow as tf
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -49,11 +52,26 @@ def _abort_on_error(method):
     return wrapper
 
 
+def _counted(method):
+    """Counts and times an inference call in the registry's metrics, as TF Serving does."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        specs = [task.model_spec for task in request.tasks] if method.__name__ == (
+            "MultiInference") else [request.model_spec]
+        with self.registry.metrics.request(specs[0].name if specs else "", method.__name__,
+                                           "GRPC"):
+            return method(self, request, context)
+
+    return wrapper
+
+
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, registry: ModelRegistry):
         self.registry = registry
 
     @_abort_on_error
+    @_counted
     def Predict(self, request, context):
         name, version, label = _requested(request.model_spec)
         servable = self.registry.get(name, version, label)
@@ -75,14 +93,17 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_abort_on_error
+    @_counted
     def Classify(self, request, context):
         return self._on_examples(request, classification_pb2.ClassificationResponse(), "classify")
 
     @_abort_on_error
+    @_counted
     def Regress(self, request, context):
         return self._on_examples(request, regression_pb2.RegressionResponse(), "regress")
 
     @_abort_on_error
+    @_counted
     def MultiInference(self, request, context):
         names = {task.model_spec.name for task in request.tasks}
         if "" in names:
@@ -134,11 +155,20 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+# The names the health service answers for: the whole server ("") and each service.
+HEALTH_SERVICES = ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
+# grpcio's own default for the largest message a server receives is 4 MiB; TF Serving allows
+# any size. A bound keeps one request from taking the server's memory.
+DEFAULT_MAX_RECEIVE_BYTES = 64 << 20
+
+
 class GrpcServer:
     """Serves a `ModelRegistry` over TF Serving's gRPC API.
 
-    `PredictionService` (Predict, Classify, Regress, MultiInference, GetModelMetadata) and
-    `ModelService` (GetModelStatus, HandleReloadConfigRequest); errors are gRPC statuses
+    `PredictionService` (Predict, Classify, Regress, MultiInference, GetModelMetadata),
+    `ModelService` (GetModelStatus, HandleReloadConfigRequest) and the standard
+    `grpc.health.v1.Health` service (SERVING from start until a stop begins, for the server
+    "" and each service by its full name, e.g. for Kubernetes' gRPC probes); errors are gRPC statuses
     (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...) as TF Serving gives them. The port is
     bound exclusively: grpcio's default SO_REUSEPORT would let a second server share a busy port
     and take half of its requests.
@@ -147,30 +177,35 @@ class GrpcServer:
         registry: the models to serve.
         host: interface to bind.
         port: TCP port; 0 picks a free one (read it back from `.port`).
-        max_workers: threads answering requests concurrently.
+        max_workers: threads answering requests concurrently (TF Serving's `--grpc_max_threads`).
+        arguments: gRPC server arguments (TF Serving's `--grpc_channel_arguments`), over the
+            defaults: messages of any size sent, at most `DEFAULT_MAX_RECEIVE_BYTES` received.
 
     Example:
     ```python
     server = GrpcServer(ModelRegistry("models"), port=0)
     server.start()
-    server.stop()
+    server.stop(drain_seconds=10).wait()
     ```
     """
 
     def __init__(self, registry: ModelRegistry, host: str = "127.0.0.1", port: int = 8500,
-                 max_workers: int = 8):
+                 max_workers: int = 8, arguments: dict[str, int | str] | None = None):
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1. Received: max_workers={max_workers}")
+        options = {"grpc.max_send_message_length": -1,
+                   "grpc.max_receive_message_length": DEFAULT_MAX_RECEIVE_BYTES,
+                   **(arguments or {}), "grpc.so_reuseport": 0}
         self._server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=max_workers),
-            options=[("grpc.max_send_message_length", -1),
-                     ("grpc.max_receive_message_length", -1),
-                     ("grpc.so_reuseport", 0)],
+            options=list(options.items()),
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _PredictionService(registry), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelService(registry),
                                                                   self._server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         try:
             self.port = self._server.add_insecure_port(f"{host}:{port}")
         except RuntimeError:
@@ -182,6 +217,11 @@ class GrpcServer:
 
     def start(self) -> None:
         self._server.start()
+        for service in HEALTH_SERVICES:
+            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    def stop(self, grace: float = 1.0) -> None:
-        self._server.stop(grace).wait()
+    def stop(self, drain_seconds: float = 0) -> threading.Event:
+        """Refuses new calls at once and lets the calls in flight finish for up to
+        `drain_seconds`, then cancels them; returns an event set when all have ended."""
+        self._health.enter_graceful_shutdown()  # watchers learn NOT_SERVING
+        return self._server.stop(drain_seconds)

@@ -19,6 +19,10 @@ import numpy as np
 
 from seqzoo.serving.serving_error import ServingError
 
+# Most dimensions a JSON tensor may have (NumPy's own limit): deeper nesting is refused before
+# it can exhaust the stack.
+MAX_RANK = 64
+
 
 def _invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
@@ -28,14 +32,17 @@ def is_b64(value) -> bool:
     return isinstance(value, dict) and set(value) == {"b64"}
 
 
-def _shape_and_leaves(value, where: str) -> tuple[tuple[int, ...], list]:
+def _shape_and_leaves(value, where: str, depth: int = 0) -> tuple[tuple[int, ...], list]:
     if not isinstance(value, list):
         return (), [value]
+    if depth == MAX_RANK:
+        raise _invalid(f"{where} nests lists deeper than {MAX_RANK} levels; a tensor has at most "
+                       f"{MAX_RANK} dimensions.")
     if not value:
         return (0,), []
-    shape, leaves = _shape_and_leaves(value[0], where)
+    shape, leaves = _shape_and_leaves(value[0], where, depth + 1)
     for item in value[1:]:
-        item_shape, item_leaves = _shape_and_leaves(item, where)
+        item_shape, item_leaves = _shape_and_leaves(item, where, depth + 1)
         if item_shape != shape:
             raise _invalid(
                 f"{where} is ragged: nested lists of lengths {list(shape)} and {list(item_shape)} at "
@@ -82,11 +89,23 @@ def to_array(value, dtype, where: str) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def parse_predict_request(body, input_specs: dict) -> tuple[dict, bool]:
+def parse_predict_request(body, input_specs: dict,
+                          max_elements: int | None = None) -> tuple[dict, bool]:
     """Reads the tensors of a predict request body, given each input's spec (with a `dtype`).
 
     Returns `(inputs, row_format)`: arrays by input name, and whether the body used `instances`.
+    More than `max_elements` values in all (when given) is INVALID_ARGUMENT.
     """
+    inputs, row_format = _parse_predict_request(body, input_specs)
+    count = sum(array.size for array in inputs.values())
+    if max_elements is not None and count > max_elements:
+        raise _invalid(f"The request holds {count} tensor elements, more than the limit of "
+                       f"{max_elements} (--rest_api_max_elements); send fewer examples per "
+                       "request.")
+    return inputs, row_format
+
+
+def _parse_predict_request(body, input_specs: dict) -> tuple[dict, bool]:
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object with 'instances' or 'inputs'.")
     if ("instances" in body) == ("inputs" in body):

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import pathlib
 import threading
+import time
 
 import grpc
 import tensorflow as tf
@@ -16,6 +17,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from seqzoo.serving.servable import Servable
 from seqzoo.serving.serving_error import ServingError
+from seqzoo.serving.serving_metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,7 @@ class ModelRegistry:
                                  f"{err.message}") from None
         self._models: dict[str, dict[int, _Version]] = {}
         self._labels: dict[str, dict[str, int]] = {}
+        self.metrics = ServingMetrics()  # load attempts here, requests in the servers
         self._lock = threading.Lock()  # guards _config, _models and _labels
         self._changing = threading.Lock()  # one poll or reload at a time
 
@@ -252,16 +255,19 @@ class ModelRegistry:
         self._unload(name, self._unneeded(versions, aspired))
 
     def _load(self, name: str, number: int, entry: _Version) -> None:
+        start = time.perf_counter()
         try:
             servable = Servable(name, number, entry.path)
             replayed = servable.warmup()
         except Exception as err:  # a broken version must not take the server down
+            self.metrics.record_load(str(entry.path), False, time.perf_counter() - start)
             error = _error_of(err)
             log.error("Could not load %s version %d from %s: %s", name, number, entry.path, error)
             with self._lock:
                 entry.state, entry.error = State.END, error
                 entry.failed_files = _fingerprint(entry.path)
             return
+        self.metrics.record_load(str(entry.path), True, time.perf_counter() - start)
         with self._lock:
             entry.state, entry.servable, entry.failed_files = State.AVAILABLE, servable, None
         log.info("Serving %s version %d (%d warmup requests replayed)", name, number, replayed)
@@ -288,6 +294,15 @@ class ModelRegistry:
             with self._lock:
                 entry.state = State.END
             log.info("Unloaded %s version %d", name, number)
+
+    def unload_all(self) -> None:
+        """Unloads every version (at shutdown, as TF Serving does)."""
+        with self._changing:
+            with self._lock:
+                loaded = {name: [v for v, e in versions.items() if e.state == State.AVAILABLE]
+                          for name, versions in self._models.items()}
+            for name, numbers in loaded.items():
+                self._unload(name, numbers)
 
     # --- the config ---------------------------------------------------------------------------
 

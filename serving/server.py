@@ -7,6 +7,7 @@ import threading
 
 from seqzoo.serving.grpc_server import GrpcServer
 from seqzoo.serving.model_registry import ModelRegistry
+from seqzoo.serving.rest_limits import RestLimits
 from seqzoo.serving.rest_server import RestServer
 from seqzoo.serving.serving_error import ServingError
 
@@ -37,20 +38,30 @@ class ModelServer:
         config_poll_seconds: how often to re-read `model_config_file`; 0 (the default, as TF
             Serving's `--model_config_file_poll_wait_seconds`) reads it once.
         allow_version_labels_for_unavailable_models: as TF Serving's flag of that name.
+        rest_limits: what one REST request may cost (`RestLimits`: body size, read timeout,
+            tensor elements).
+        grpc_max_threads: threads answering gRPC calls at once (TF Serving's flag of that name).
+        grpc_arguments: gRPC server arguments, as TF Serving's `--grpc_channel_arguments`
+            (e.g. `{"grpc.max_receive_message_length": 1 << 20}`).
+        metrics_path: REST path of the Prometheus metrics (TF Serving's
+            `prometheus_config.path` in `--monitoring_config_file`); None serves none.
 
     Example:
     ```python
     server = ModelServer("models", rest_port=0, grpc_port=0)
     server.start()
     Client(rest_port=server.rest_port, grpc_port=server.grpc_port).status("sentiment")
-    server.stop()
+    server.stop(drain_seconds=10)
     ```
     """
 
     def __init__(self, models_dir=None, *, model_name: str | None = None, model_base_path=None,
                  model_config_file=None, host: str = "127.0.0.1", rest_port: int = 8501,
                  grpc_port: int = 8500, poll_seconds: float = 2.0, config_poll_seconds: float = 0,
-                 allow_version_labels_for_unavailable_models: bool = False):
+                 allow_version_labels_for_unavailable_models: bool = False,
+                 rest_limits: RestLimits | None = None, grpc_max_threads: int = 8,
+                 grpc_arguments: dict[str, int | str] | None = None,
+                 metrics_path: str | None = None):
         for key, value in (("poll_seconds", poll_seconds),
                            ("config_poll_seconds", config_poll_seconds)):
             if value < 0:
@@ -63,6 +74,8 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models)
         self.host = host
         self._requested_ports = (rest_port, grpc_port)
+        self._rest_options = {"limits": rest_limits, "metrics_path": metrics_path}
+        self._grpc_options = {"max_workers": grpc_max_threads, "arguments": grpc_arguments}
         self._rest: RestServer | None = None
         self._grpc: GrpcServer | None = None
         self._stopped = threading.Event()
@@ -89,16 +102,16 @@ class ModelServer:
             raise ValueError("This ModelServer was already started; make a new one to restart.")
         # Both ports are bound before the (possibly long) first load, so a busy port fails at once.
         rest_port, grpc_port = self._requested_ports
-        grpc_server = GrpcServer(self.registry, self.host, grpc_port)
+        grpc_server = GrpcServer(self.registry, self.host, grpc_port, **self._grpc_options)
         try:
-            rest_server = RestServer(self.registry, self.host, rest_port)
+            rest_server = RestServer(self.registry, self.host, rest_port, **self._rest_options)
         except OSError as err:
-            grpc_server.stop(grace=0)
+            grpc_server.stop().wait()
             raise ValueError(f"Could not bind the REST port {self.host}:{rest_port}: {err}") from None
         try:
             self.registry.start()
         except ValueError:
-            grpc_server.stop(grace=0)
+            grpc_server.stop().wait()
             rest_server.stop()
             raise
         self._grpc, self._rest = grpc_server, rest_server
@@ -119,20 +132,23 @@ class ModelServer:
                 # models stay as they are until a later poll succeeds, as in TF Serving.
                 log.warning("%s: %s", what, err)
 
-    def stop(self) -> None:
-        """Stops polling and closes both servers (in-flight requests finish first)."""
+    def stop(self, drain_seconds: float = 0) -> None:
+        """Stops as TF Serving's users expect on SIGTERM: both servers refuse new requests at
+        once, the requests already accepted are answered (for up to `drain_seconds`; later ones
+        are cancelled), then every version is unloaded."""
         self._stopped.set()
         for poller in self._pollers:
             if poller.is_alive():
                 poller.join()
+        grpc_stopped = self._grpc.stop(drain_seconds) if self._grpc is not None else None
         if self._rest is not None:
-            self._rest.stop()
-        if self._grpc is not None:
-            self._grpc.stop()
-
-    def wait(self) -> None:
-        """Blocks until `stop()` is called (from another thread or a signal handler)."""
-        self._stopped.wait()
+            unanswered = self._rest.stop(drain_seconds)
+            if unanswered:
+                log.warning("%d REST request(s) still running after the %g s drain were dropped",
+                            unanswered, drain_seconds)
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
+        self.registry.unload_all()
 
     def __enter__(self) -> "ModelServer":
         return self.start()

@@ -13,7 +13,7 @@ import sys
 
 from seqzoo.serving.tensorflow_logs import quiet_tensorflow_logs
 
-COMMANDS = ("train", "export", "serve", "predict", "attention", "gradients", "demo")
+COMMANDS = ("train", "export", "check", "serve", "predict", "attention", "gradients", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,10 +6,14 @@ It accepts TF Serving's flag spellings (`--port`, `--rest_api_port`, `--model_na
 
 from __future__ import annotations
 
+import argparse
 import logging
 import pathlib
 import signal
 import sys
+import threading
+
+MEBIBYTE = 1 << 20
 
 
 def register(subparsers) -> None:
@@ -25,9 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("--model_base_path", "--model-base-path", default=None)
     parser.add_argument("--model_config_file", "--model-config-file", default=None,
                         help="TF Serving model config file (text ModelServerConfig)")
-    parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=None,
-                        help="accepted for TF Serving compatibility; the config file is re-read "
-                             "at every poll")
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=_non_negative(float),
+                        default=0.0, help="seconds between re-reads of --model_config_file "
+                                          "(default: 0, read once)")
+    parser.add_argument("--allow_version_labels_for_unavailable_models", action="store_true",
+                        help="let a label point at a version that is not AVAILABLE yet")
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", "--grpc-port", "--grpc_port", dest="port", type=int, default=8500,
@@ -36,7 +42,61 @@ def register(subparsers) -> None:
                         type=int, default=8501, help="REST port (default: 8501)")
     parser.add_argument("--file_system_poll_wait_seconds", "--poll-seconds", dest="poll_seconds",
                         type=float, default=2.0, help="seconds between looks for new versions")
+    parser.add_argument("--rest_api_timeout_in_ms", type=_positive(int), default=30000,
+                        help="how long a REST request may take to arrive, and an idle connection "
+                             "stay open (default: 30000)")
+    parser.add_argument("--rest_api_max_body_bytes", type=_positive(int), default=16 * MEBIBYTE,
+                        help="largest REST request body; larger ones get 413 unparsed "
+                             "(default: 16 MiB)")
+    parser.add_argument("--rest_api_max_elements", type=_positive(int), default=1 << 22,
+                        help="most tensor elements in one REST predict request (default: 4194304)")
+    parser.add_argument("--grpc_max_threads", type=_positive(int), default=8,
+                        help="threads answering gRPC calls at once (default: 8)")
+    parser.add_argument("--grpc_channel_arguments", type=_channel_arguments, default={},
+                        help="gRPC server arguments as comma-separated key=value pairs, e.g. "
+                             "grpc.max_receive_message_length=1048576 (default: messages up to "
+                             "64 MiB received)")
+    parser.add_argument("--monitoring_config_file", default=None,
+                        help="TF Serving monitoring config (text MonitoringConfig), e.g. "
+                             "prometheus_config { enable: true path: \"/metrics\" }: serves "
+                             "Prometheus metrics at that path of the REST port")
+    parser.add_argument("--drain_timeout_seconds", type=_non_negative(float), default=20.0,
+                        help="on SIGTERM or Ctrl-C, how long requests already accepted may take "
+                             "to finish before the server exits (default: 20)")
     parser.set_defaults(func=run)
+
+
+def _checked(kind, accepts, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {what} {kind.__name__}; received {text!r}")
+        return value
+    return parse
+
+
+def _channel_arguments(text: str) -> dict[str, int | str]:
+    """TF Serving's `--grpc_channel_arguments`: comma-separated `key=value` pairs, whole
+    numbers read as integers."""
+    arguments = {}
+    for pair in filter(None, (item.strip() for item in text.split(","))):
+        key, equals, value = (part.strip() for part in pair.partition("="))
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(
+                f"expected key=value pairs separated by commas; received {pair!r}")
+        arguments[key] = int(value) if value.lstrip("-").isdigit() else value
+    return arguments
+
+
+def _positive(kind):
+    return _checked(kind, lambda value: value > 0, "a positive")
+
+
+def _non_negative(kind):
+    return _checked(kind, lambda value: value >= 0, "a non-negative")
 
 
 def run(args) -> int:
@@ -47,6 +107,14 @@ def run(args) -> int:
         raise ValueError(
             "Give one of --models-dir, --model_name/--model_base_path or --model_config_file."
         )
+    if args.model_config_file_poll_wait_seconds and args.model_config_file is None:
+        raise ValueError("--model_config_file_poll_wait_seconds re-reads --model_config_file; "
+                         "give one.")
+    metrics_path = None
+    if args.monitoring_config_file is not None:
+        from seqzoo.serving.serving_metrics import read_monitoring_config
+
+        metrics_path = read_monitoring_config(args.monitoring_config_file)
     use_models_dir = args.model_base_path is None and args.model_config_file is None
     models_dir = (args.models_dir or "models") if use_models_dir else None
     watched = (("--models-dir", models_dir), ("--model_base_path", args.model_base_path))
@@ -56,6 +124,19 @@ def run(args) -> int:
             # also waits for versions to appear), but a typo must not go unnoticed.
             print(f"seqzoo serve: warning: {flag} {directory!r} does not exist (yet); nothing is "
                   "served until models are exported there.", file=sys.stderr, flush=True)
+    # From here a SIGTERM (Kubernetes' stop) or Ctrl-C drains instead of killing, even while
+    # the first versions load.
+    stopping = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stop_gracefully(signum, frame):
+        stopping.set()
+        for each in signals:  # a second one stops at once
+            signal.signal(each, signal.SIG_DFL)
+
+    for signum in signals:
+        signal.signal(signum, stop_gracefully)
+    from seqzoo.serving.rest_limits import RestLimits
     from seqzoo.serving.server import ModelServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -64,14 +145,23 @@ def run(args) -> int:
         model_name=args.model_name, model_base_path=args.model_base_path,
         model_config_file=args.model_config_file, host=args.host,
         rest_port=args.rest_api_port, grpc_port=args.port, poll_seconds=args.poll_seconds,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds,
+        allow_version_labels_for_unavailable_models=(
+            args.allow_version_labels_for_unavailable_models),
+        rest_limits=RestLimits(max_body_bytes=args.rest_api_max_body_bytes,
+                               timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+                               max_elements=args.rest_api_max_elements),
+        grpc_max_threads=args.grpc_max_threads, grpc_arguments=args.grpc_channel_arguments,
+        metrics_path=metrics_path,
     )
     server.start()
-    # Before the line below announces the server: whoever reads it may stop it at once.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server.stop())
     loaded = {name: server.registry.versions(name) for name in server.registry.names()}
     print(f"Serving {loaded or 'no models yet'}: gRPC on {args.host}:{server.grpc_port}, "
           f"REST on http://{args.host}:{server.rest_port}/v1/models/NAME (Ctrl-C stops)",
           flush=True)
-    server.wait()
+    stopping.wait()
+    print(f"Stopping: no new requests; answering those accepted (up to "
+          f"{args.drain_timeout_seconds:g} s) ...", flush=True)
+    server.stop(drain_seconds=args.drain_timeout_seconds)
+    print("Stopped.", flush=True)
     return 0

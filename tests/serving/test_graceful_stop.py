@@ -1,0 +1,81 @@
+"""SIGTERM, as Kubernetes stops a pod: `seqzoo serve` refuses new requests at once, answers every
+request it accepted over both protocols, closes idle connections, unloads and exits 0."""
+
+import http.client
+import json
+import socket
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from server_process import ServerProcess
+from slow_saved_model import save_slow
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+SLOW_MICROS = 3_000_000
+
+
+def slow_request():
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "slow"
+    request.inputs["micros"].CopyFrom(tf.make_tensor_proto(np.int64([SLOW_MICROS])))
+    return request
+
+
+def rest_predict(connection, micros):
+    connection.request("POST", "/v1/models/slow:predict",
+                       body=json.dumps({"instances": [micros]}).encode())
+    response = connection.getresponse()
+    return response.status, response.getheader("Connection"), json.loads(response.read())
+
+
+def test_sigterm_drains_accepted_requests_and_exits_0(tmp_path):
+    save_slow(tmp_path / "models" / "slow" / "1")
+    with ServerProcess(tmp_path / "models", tmp_path / "serve.log",
+                       "--drain_timeout_seconds", "60") as server:
+        idle = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        assert rest_predict(idle, 0)[0] == 200  # then it stays open, idle
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        answers = {}
+
+        def over_grpc():
+            answers["grpc"] = stub.Predict(slow_request(), timeout=60)
+
+        def over_rest():
+            connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+            answers["rest"] = rest_predict(connection, SLOW_MICROS)
+
+        clients = [threading.Thread(target=over_grpc), threading.Thread(target=over_rest)]
+        for client in clients:
+            client.start()
+        time.sleep(1.0)  # both accepted and computing
+        sent = time.monotonic()
+        server.terminate()
+        time.sleep(0.5)
+
+        # Refused at once: new connections, new calls, and the next request of an idle one.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(slow_request(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            rest_predict(idle, 0)
+
+        # The accepted ones are answered in full.
+        for client in clients:
+            client.join(timeout=60)
+        assert tf.make_ndarray(answers["grpc"].outputs["calls"]).tolist() in ([2], [3])
+        status, connection_header, body = answers["rest"]
+        assert (status, connection_header) == (200, "close")
+        assert body["predictions"] in ([2], [3])
+        code, out = server.wait()
+        assert code == 0, server.log()
+        assert time.monotonic() - sent < 30
+        assert out.splitlines()[-1] == "Stopped.", out
+        assert "Unloaded slow version 1" in server.log()
+        channel.close()
