@@ -46,7 +46,7 @@ def refused_within(seconds, port):
 def test_sigterm_drains_accepted_requests_and_exits_0(tmp_path):
     save_slow(tmp_path / "models" / "slow" / "1")
     with ServerProcess(tmp_path / "models", tmp_path / "serve.log",
-                       "--drain_timeout_seconds", "60") as server:
+                       "--drain_timeout_seconds", "120") as server:
         idle = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
         assert rest_predict(idle, 0)[0] == 200  # then it stays open, idle
         channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
@@ -86,7 +86,7 @@ def test_sigterm_drains_accepted_requests_and_exits_0(tmp_path):
         assert body["predictions"] in ([2], [3])
         code, out = server.wait()
         assert code == 0, server.log()
-        assert time.monotonic() - sent < 30
+        assert time.monotonic() - sent < 100  # done when the requests were, not at the timeout
         assert out.splitlines()[-1] == "Stopped.", out
         assert "Unloaded slow version 1" in server.log()
         channel.close()
