@@ -1,0 +1,142 @@
+"""The serving signatures of frame labelers: videos in, a label per frame out."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# The first bytes of every JPEG and PNG file.
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class FrameLabelingServingModule(tf.Module):
+    """Wraps a `FrameLabeler` in the signatures it is exported with.
+
+    Every signature takes a right-padded batch of videos and `lengths`, int32 `[batch]`, the
+    number of valid frames of each, and returns `labels`, string `[batch, time]` (the most
+    probable class of every frame, `""` after the video's end), and `probabilities`, float32
+    `[batch, time, classes]` (zeros after the end). A `lengths` value below 0 or above the time
+    axis is an INVALID_ARGUMENT error naming `lengths`.
+
+    Signatures of a model on raw frames (`input_kind="frames"`):
+        `serving_default`: `frames`, uint8 `[batch, time, height, width, 3]`; frames of another
+            size than the model's are resized (bilinear) in the graph.
+        `encoded`: `encoded_frames`, string `[batch, time]`, each a JPEG or PNG image of any
+            size (so REST clients can send `{"b64": ...}`); entries after a video's length are
+            not decoded and may be `""`. A valid entry that is not a JPEG or PNG is an
+            INVALID_ARGUMENT error naming `encoded_frames`.
+
+    Signatures of a model on precomputed features (`input_kind="features"`):
+        `serving_default` and `features`: `features`, float32 `[batch, time, feature_dim]`.
+
+    Args:
+        model: a `FrameLabeler`.
+        name: optional module name.
+
+    Example:
+
+    >>> module = FrameLabelingServingModule(model)
+    >>> tf.saved_model.save(module, "export/1", signatures=module.signatures)
+    >>> module.serve(frames, tf.constant([40, 25]))["labels"].shape
+    TensorShape([2, 40])
+    """
+
+    def __init__(self, model, name=None):
+        super().__init__(name=name)
+        self.model = model
+        self.class_names = tf.constant(list(model.class_names), tf.string)
+        lengths = tf.TensorSpec([None], tf.int32, name="lengths")
+        if model.input_kind == "frames":
+            self.serve = tf.function(self._serve_frames, input_signature=[
+                tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames"), lengths])
+            self.encoded = tf.function(self._serve_encoded, input_signature=[
+                tf.TensorSpec([None, None], tf.string, name="encoded_frames"), lengths])
+        else:
+            self.serve = tf.function(self._serve_features, input_signature=[
+                tf.TensorSpec([None, None, model.feature_dim], tf.float32, name="features"),
+                lengths])
+
+    @property
+    def signatures(self):
+        """Signature name to function; a property, since SavedModel reserves the attribute."""
+        if self.model.input_kind == "frames":
+            return {"serving_default": self.serve, "encoded": self.encoded}
+        return {"serving_default": self.serve, "features": self.serve}
+
+    def _checked_lengths(self, videos, lengths, input_name):
+        shape = tf.shape(videos)
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(lengths)[0], shape[0],
+                message=f"lengths must hold one value per video of {input_name}"),
+            tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
+            tf.debugging.assert_less_equal(
+                lengths, shape[1],
+                message=f"lengths must be <= the time axis (dimension 1) of {input_name}"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(lengths)
+
+    def _outputs(self, inputs, lengths):
+        logits = self.model({**inputs, "lengths": lengths}, training=False)
+        mask = tf.sequence_mask(lengths, tf.shape(logits)[1])
+        probabilities = tf.nn.softmax(logits) * tf.cast(mask, tf.float32)[:, :, None]
+        labels = tf.gather(self.class_names, tf.argmax(logits, axis=-1))
+        return {"labels": tf.where(mask, labels, ""), "probabilities": probabilities}
+
+    def _fitted(self, images):
+        """uint8 images `[n, h, w, 3]` at the model's frame size (resized when they differ)."""
+        height, width = self.model.frame_size
+        shape = tf.shape(images)
+
+        def resize():
+            resized = tf.image.resize(images, (height, width))
+            return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+        same = tf.logical_and(tf.equal(shape[1], height), tf.equal(shape[2], width))
+        return tf.ensure_shape(tf.cond(same, lambda: images, resize), [None, height, width, 3])
+
+    def _videos(self, images, shape):
+        """Fitted images `[batch * time, H, W, 3]` as videos `[batch, time, H, W, 3]`."""
+        height, width = self.model.frame_size
+        return tf.reshape(images, tf.stack([shape[0], shape[1], height, width, 3]))
+
+    def _serve_frames(self, frames, lengths):
+        lengths = self._checked_lengths(frames, lengths, "frames")
+        shape = tf.shape(frames)
+        images = tf.reshape(frames, tf.concat([[-1], shape[2:]], axis=0))
+        return self._outputs({"frames": self._videos(self._fitted(images), shape)}, lengths)
+
+    def _serve_encoded(self, encoded_frames, lengths):
+        lengths = self._checked_lengths(encoded_frames, lengths, "encoded_frames")
+        height, width = self.model.frame_size
+        shape = tf.shape(encoded_frames)
+        valid = tf.reshape(tf.sequence_mask(lengths, shape[1]), [-1])
+        flat = tf.reshape(encoded_frames, [-1])
+        is_image = tf.logical_or(tf.strings.substr(flat, 0, 3) == JPEG_MAGIC,
+                                 tf.strings.substr(flat, 0, 8) == PNG_MAGIC)
+        bad = tf.where(tf.logical_and(valid, tf.logical_not(is_image)))[:, 0]
+        time = tf.cast(shape[1], tf.int64)
+        check = tf.debugging.Assert(
+            tf.equal(tf.size(bad), 0),
+            ["encoded_frames: every frame before its video's length must be a JPEG or PNG image; "
+             "these (video, frame) entries are not:",
+             tf.stack([bad // time, bad % time], axis=1)],
+            summarize=10)
+
+        def decode(item):
+            image, keep = item
+            return tf.cond(
+                keep,
+                lambda: self._fitted(tf.io.decode_image(image, channels=3,
+                                                        expand_animations=False)[None])[0],
+                lambda: tf.zeros([height, width, 3], tf.uint8))
+
+        with tf.control_dependencies([check]):
+            images = tf.map_fn(decode, (flat, valid),
+                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8))
+        return self._outputs({"frames": self._videos(images, shape)}, lengths)
+
+    def _serve_features(self, features, lengths):
+        lengths = self._checked_lengths(features, lengths, "features")
+        return self._outputs({"features": features}, lengths)
