@@ -7,7 +7,7 @@ import contextlib
 import keras
 from keras import ops
 
-from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
+from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate, checked_class_names
 from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES, BidirectionalEncoder
 from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
 from seqzoo.zoo.models.frame_labeling.frame_encoder import FrameEncoder
@@ -76,12 +76,7 @@ class FrameLabeler(keras.Model):
                  frame_filters=(16, 32), embedding_dim=64, temporal="bidirectional", cell="lstm",
                  units=64, num_layers=1, merge_mode="concat", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        class_names = [str(name) for name in class_names]
-        if len(class_names) < 2 or len(set(class_names)) != len(class_names):
-            raise ValueError(
-                "`class_names` must hold at least two distinct names. "
-                f"Received: class_names={class_names}"
-            )
+        class_names = checked_class_names(class_names)
         check_one_of("input_kind", input_kind, INPUT_KINDS)
         check_one_of("temporal", temporal, TEMPORAL_MODELS)
         check_one_of("cell", cell, CELLS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from seqzoo.zoo._checks import check_one_of, check_positive_int
+from seqzoo.zoo._checks import check_one_of, check_positive_int, checked_class_names
 from seqzoo.zoo.layers.bidirectional_encoder import BidirectionalEncoder
 from seqzoo.zoo.models.sentiment.masked_global_pooling import MaskedGlobalPooling1D
 from seqzoo.zoo.models.sentiment.word_tokenizer import WordTokenizer
@@ -55,12 +55,7 @@ class SentimentClassifier(keras.Model):
     def __init__(self, vocabulary, class_names=("negative", "positive"), embedding_dim=32,
                  units=32, cell="gru", num_layers=1, merge_mode="concat", pooling="final",
                  dropout=0.0, max_length=64, **kwargs):
-        class_names = [str(name) for name in class_names]
-        if len(class_names) < 2 or len(set(class_names)) != len(class_names):
-            raise ValueError(
-                "`class_names` must hold at least two distinct names. "
-                f"Received: class_names={class_names}"
-            )
+        class_names = checked_class_names(class_names)
         check_one_of("pooling", pooling, POOLINGS)
         check_positive_int("embedding_dim", embedding_dim)
 
