@@ -15,8 +15,13 @@ class FrameLabelingServingModule(tf.Module):
     Every signature takes a right-padded batch of videos and `lengths`, int32 `[batch]`, the
     number of valid frames of each, and returns `labels`, string `[batch, time]` (the most
     probable class of every frame, `""` after the video's end), and `probabilities`, float32
-    `[batch, time, classes]` (zeros after the end). A `lengths` value below 0 or above the time
-    axis is an INVALID_ARGUMENT error naming `lengths`.
+    `[batch, time, classes]` (zeros after the end).
+
+    The inputs' shapes are checked in the graph, and the signatures declare them with an unknown
+    rank so that the check is not folded away: TF Serving feeds tensors without comparing them
+    with the signature. A video of the wrong rank or channel count, or a `lengths` that is not
+    one value per video in [0, time], is an INVALID_ARGUMENT error naming the input, under TF
+    Serving as under `seqzoo serve`.
 
     Signatures of a model on raw frames (`input_kind="frames"`):
         `serving_default`: `frames`, uint8 `[batch, time, height, width, 3]`; frames of another
@@ -45,16 +50,15 @@ class FrameLabelingServingModule(tf.Module):
         super().__init__(name=name)
         self.model = model
         self.class_names = tf.constant(list(model.class_names), tf.string)
-        lengths = tf.TensorSpec([None], tf.int32, name="lengths")
+        lengths = tf.TensorSpec(None, tf.int32, name="lengths")
         if model.input_kind == "frames":
             self.serve = tf.function(self._serve_frames, input_signature=[
-                tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames"), lengths])
+                tf.TensorSpec(None, tf.uint8, name="frames"), lengths])
             self.encoded = tf.function(self._serve_encoded, input_signature=[
-                tf.TensorSpec([None, None], tf.string, name="encoded_frames"), lengths])
+                tf.TensorSpec(None, tf.string, name="encoded_frames"), lengths])
         else:
             self.serve = tf.function(self._serve_features, input_signature=[
-                tf.TensorSpec([None, None, model.feature_dim], tf.float32, name="features"),
-                lengths])
+                tf.TensorSpec(None, tf.float32, name="features"), lengths])
 
     @property
     def signatures(self):
@@ -63,19 +67,35 @@ class FrameLabelingServingModule(tf.Module):
             return {"serving_default": self.serve, "encoded": self.encoded}
         return {"serving_default": self.serve, "features": self.serve}
 
-    def _checked_lengths(self, videos, lengths, input_name):
-        shape = tf.shape(videos)
-        checks = [
-            tf.debugging.assert_equal(
-                tf.shape(lengths)[0], shape[0],
-                message=f"lengths must hold one value per video of {input_name}"),
-            tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
-            tf.debugging.assert_less_equal(
-                lengths, shape[1],
-                message=f"lengths must be <= the time axis (dimension 1) of {input_name}"),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(lengths)
+    @staticmethod
+    def _checked(videos, lengths, name, shape):
+        """`videos` checked to have `shape` (names for any size, numbers for fixed ones) and
+        `lengths` to hold one length in [0, time] per video; both returned with static ranks."""
+        expected = f"{name} must be a tensor [{', '.join(map(str, shape))}]"
+
+        def sizes(tensor, rank):
+            # Padded, so that reading an axis never fails before the rank check has said why.
+            return tf.concat([tf.shape(tensor), tf.zeros([rank], tf.int32)], axis=0)
+
+        actual, counts = sizes(videos, len(shape)), sizes(lengths, 1)
+        video_checks = [tf.debugging.assert_equal(tf.rank(videos), len(shape), message=expected)]
+        video_checks += [tf.debugging.assert_equal(actual[axis], size, message=expected)
+                         for axis, size in enumerate(shape) if isinstance(size, int)]
+        # The lengths are checked against the videos once the videos are known to be right.
+        with tf.control_dependencies(video_checks):
+            length_checks = [
+                tf.debugging.assert_equal(tf.rank(lengths), 1,
+                                          message="lengths must be a tensor [batch]"),
+                tf.debugging.assert_equal(counts[0], actual[0], message="lengths must hold one "
+                                          f"value per video of {name}"),
+                tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
+                tf.debugging.assert_less_equal(
+                    lengths, actual[1],
+                    message=f"lengths must be <= the time axis (dimension 1) of {name}"),
+            ]
+        with tf.control_dependencies(length_checks):
+            static = [size if isinstance(size, int) else None for size in shape]
+            return tf.ensure_shape(videos, static), tf.ensure_shape(lengths, [None])
 
     def _outputs(self, inputs, lengths):
         logits = self.model({**inputs, "lengths": lengths}, training=False)
@@ -102,13 +122,15 @@ class FrameLabelingServingModule(tf.Module):
         return tf.reshape(images, tf.stack([shape[0], shape[1], height, width, 3]))
 
     def _serve_frames(self, frames, lengths):
-        lengths = self._checked_lengths(frames, lengths, "frames")
+        frames, lengths = self._checked(frames, lengths, "frames",
+                                        ("batch", "time", "height", "width", 3))
         shape = tf.shape(frames)
         images = tf.reshape(frames, tf.concat([[-1], shape[2:]], axis=0))
         return self._outputs({"frames": self._videos(self._fitted(images), shape)}, lengths)
 
     def _serve_encoded(self, encoded_frames, lengths):
-        lengths = self._checked_lengths(encoded_frames, lengths, "encoded_frames")
+        encoded_frames, lengths = self._checked(encoded_frames, lengths, "encoded_frames",
+                                                ("batch", "time"))
         height, width = self.model.frame_size
         shape = tf.shape(encoded_frames)
         valid = tf.reshape(tf.sequence_mask(lengths, shape[1]), [-1])
@@ -138,5 +160,6 @@ class FrameLabelingServingModule(tf.Module):
         return self._outputs({"frames": self._videos(images, shape)}, lengths)
 
     def _serve_features(self, features, lengths):
-        lengths = self._checked_lengths(features, lengths, "features")
+        features, lengths = self._checked(features, lengths, "features",
+                                          ("batch", "time", self.model.feature_dim))
         return self._outputs({"features": features}, lengths)
