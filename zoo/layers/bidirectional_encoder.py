@@ -9,9 +9,8 @@ from keras import ops
 
 from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
 from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
-from seqzoo.zoo.layers.recurrent_cells import CELLS, states_per_cell
+from seqzoo.zoo.layers.recurrent_cells import CELLS, LAYER_CLASSES, states_per_cell
 
-_LAYER_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
 
@@ -78,7 +77,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         # One attribute per sublayer: tf.train.Checkpoint does not track layers kept in a list.
         for index in range(num_layers):
             for go_backwards, direction in ((False, "fwd"), (True, "bwd")):
-                setattr(self, f"l{index}_{direction}", _LAYER_CLASSES[cell](
+                setattr(self, f"l{index}_{direction}", LAYER_CLASSES[cell](
                     units,
                     return_sequences=True,
                     return_state=True,

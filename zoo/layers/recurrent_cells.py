@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import keras
+
 CELLS = ("lstm", "gru")
+
+# The Keras recurrent layer of each cell (cuDNN-backed on a GPU).
+LAYER_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 # State tensors each cell carries from step to step: LSTM (h, c), GRU h.
 _STATES = {"lstm": 2, "gru": 1}

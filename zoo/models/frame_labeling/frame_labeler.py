@@ -8,8 +8,9 @@ import keras
 from keras import ops
 
 from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate, checked_class_names
-from seqzoo.zoo.layers.bidirectional_encoder import CELLS, MERGE_MODES, BidirectionalEncoder
+from seqzoo.zoo.layers.bidirectional_encoder import MERGE_MODES, BidirectionalEncoder
 from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
+from seqzoo.zoo.layers.recurrent_cells import CELLS, LAYER_CLASSES
 from seqzoo.zoo.models.frame_labeling.frame_encoder import FrameEncoder
 
 INPUT_KINDS = ("frames", "features")
@@ -114,8 +115,8 @@ class FrameLabeler(keras.Model):
         elif temporal == "unidirectional":
             # One attribute per sublayer: tf.train.Checkpoint does not track layers in a list.
             for index in range(num_layers):
-                setattr(self, f"rnn{index}", CELLS[cell](units, return_sequences=True,
-                                                         name=f"rnn{index}"))
+                setattr(self, f"rnn{index}", LAYER_CLASSES[cell](units, return_sequences=True,
+                                                                 name=f"rnn{index}"))
             self.between_dropout = keras.layers.Dropout(dropout, name="between_dropout")
         else:
             self.per_frame = keras.layers.Dense(units, activation="relu", name="per_frame")

@@ -26,7 +26,9 @@ def _mask(lengths=LENGTHS, time=6):
 
 def test_frame_encoder_contract(tmp_path):
     run_layer_contract(lambda: FrameEncoder((16, 16), filters=(4, 8), output_dim=7), _frames(),
-                       mask=_mask(), expected_output_shapes=(3, 6, 7), tmp_path=tmp_path)
+                       mask=_mask(), expected_output_shapes=(3, 6, 7),
+                       # Kernel and bias of each of the two convolutions and the dense layer.
+                       expected_num_trainable_weights=6, tmp_path=tmp_path)
 
 
 def test_frame_encoder_encodes_each_frame_alone_and_scales_uint8():
