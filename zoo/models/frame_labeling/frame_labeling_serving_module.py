@@ -94,8 +94,12 @@ class FrameLabelingServingModule(tf.Module):
                     message=f"lengths must be <= the time axis (dimension 1) of {name}"),
             ]
         with tf.control_dependencies(length_checks):
-            static = [size if isinstance(size, int) else None for size in shape]
-            return tf.ensure_shape(videos, static), tf.ensure_shape(lengths, [None])
+            videos, lengths = tf.identity(videos), tf.identity(lengths)
+        # Static ranks by reshaping to the inputs' own (padded) sizes: `tf.ensure_shape` would
+        # fail on a wrong rank before the checks above could name the input.
+        return (tf.reshape(videos, tf.stack([size if isinstance(size, int) else actual[axis]
+                                             for axis, size in enumerate(shape)])),
+                tf.reshape(lengths, [-1]))
 
     def _outputs(self, inputs, lengths):
         logits = self.model({**inputs, "lengths": lengths}, training=False)
