@@ -18,6 +18,7 @@ TASKS: dict[str, str] = {
     "translation": "seqzoo.training.tasks.translation:TranslationTask",
     "elman": "seqzoo.training.tasks.elman:ElmanTask",
     "captioning": "seqzoo.training.tasks.captioning:CaptioningTask",
+    "frame_labeling": "seqzoo.training.tasks.frame_labeling:FrameLabelingTask",
 }
 
 SUMMARIES: dict[str, str] = {
@@ -30,6 +31,8 @@ SUMMARIES: dict[str, str] = {
     "elman": "Elman network on long time lags, full or truncated BPTT; builtin:adding, "
              "builtin:copy, builtin:echo",
     "captioning": "image -> caption (one to many) with visual attention; builtin: shape pictures",
+    "frame_labeling": "video -> a label per frame (synced many to many) with segment metrics; "
+                      "builtin: moving-square videos",
 }
 
 
