@@ -131,7 +131,7 @@ def _complete(arrays: dict, specs: dict, where: str) -> dict:
 
 
 def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
-            json_file: str | None = None, signature: str | None = None,
+            json_file: str | None = None, frames: list[str] = (), signature: str | None = None,
             version: int | None = None, via: str = "rest") -> dict:
     """Sends the request of `seqzoo predict` and returns the outputs by name.
 
@@ -141,25 +141,35 @@ def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
         texts: texts, one row each, for a signature with one string input.
         pairs: `NAME=JSON` inputs.
         json_file: a TF Serving request body's file (stdin if "-").
-        signature: the signature name (default: the body's, else serving_default).
+        frames: image files and directories of them, one video for a frame-labeling model's
+            `encoded` signature (see `seqzoo.serving.video_request`).
+        signature: the signature name (default: the body's, else serving_default; `encoded`
+            for frames).
         version: the model version (default: the latest).
         via: "rest" or "grpc"; the signature is read by the same transport.
 
-    Exactly one of `texts`, `pairs` and `json_file` is given; the request is checked against the
-    signature's inputs before it is sent.
+    Exactly one of `texts`, `pairs`, `json_file` and `frames` is given; the request is checked
+    against the signature's inputs before it is sent.
     """
     given = [source for source, value in (("TEXT", texts), ("--input", pairs),
-                                          ("--json", json_file is not None)) if value]
+                                          ("--json", json_file is not None),
+                                          ("--frames", frames)) if value]
     if len(given) != 1:
         raise ValueError(
-            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable) or --json "
-            f"FILE. Received: {' and '.join(given) if given else 'none of them'}."
+            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable), --json "
+            f"FILE or --frames. Received: {' and '.join(given) if given else 'none of them'}."
         )
+    if frames:
+        from seqzoo.serving.video_request import ENCODED_SIGNATURE, video_inputs
+
+        signature = signature or ENCODED_SIGNATURE
     body = read_request_body(json_file) if json_file is not None else None
     signature_name = resolve_signature(signature, body)
     specs = input_specs(client.signature(name, signature_name, version, via=via))
     where = f"signature {signature_name!r} of model {name!r}"
-    if texts:
+    if frames:
+        inputs = _complete(video_inputs(frames), specs, where)
+    elif texts:
         inputs = text_inputs(specs, list(texts), where)
     elif pairs:
         inputs = named_inputs(specs, pairs, where)

@@ -14,10 +14,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="send texts or named inputs to a served model and print its outputs",
         usage="seqzoo predict NAME [TEXT ...] [--input NAME=JSON ...] [--json FILE] "
-              "[--signature NAME] [--version N] [--grpc] [--output {text,json}] [...]",
+              "[--frames PATH ...] [--signature NAME] [--version N] [--grpc] "
+              "[--output {text,json}] [...]",
         description="Send TEXTs (to a signature with one string input, whatever its name), named "
-                    "inputs (--input NAME=JSON, repeatable) or a TF Serving request body "
-                    "(--json FILE, - for stdin) to model NAME and print the outputs.",
+                    "inputs (--input NAME=JSON, repeatable), a TF Serving request body "
+                    "(--json FILE, - for stdin) or a video's frames (--frames, to a "
+                    "frame-labeling model) to model NAME and print the outputs.",
     )
     parser.add_argument("name", metavar="NAME", help="model name")
     texts = parser.add_argument("texts", nargs="+", default=[], metavar="TEXT",
@@ -33,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--json", dest="json_file", default=None, metavar="FILE",
                         help='a request body {"instances": ...} or {"inputs": ...} (optional '
                              '"signature_name"), read from FILE or from stdin if FILE is -')
+    parser.add_argument("--frames", nargs="+", default=[], metavar="PATH",
+                        help="a video for a frame-labeling model: PNG/JPEG files, or directories "
+                        "of them in name order; sent to its `encoded` signature, and the "
+                        "segments (start and end frame, label) are printed")
     parser.add_argument("--output", choices=OUTPUT_FORMATS, default="text",
                         help="text (readable, default) or json (one object of the outputs)")
     parser.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
@@ -54,7 +60,13 @@ def run(args) -> int:
     # Closed on exit: an open gRPC channel keeps a polling thread that can abort the process.
     with Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port) as client:
         outputs = predict(client, args.name, texts=args.texts, pairs=args.inputs,
-                          json_file=args.json_file, signature=args.signature,
-                          version=args.version, via="grpc" if args.grpc else "rest")
-    print(format_outputs(outputs, args.texts, args.output), flush=True)
+                          json_file=args.json_file, frames=args.frames,
+                          signature=args.signature, version=args.version,
+                          via="grpc" if args.grpc else "rest")
+    if args.frames and args.output == "text":
+        from seqzoo.serving.video_request import format_segments
+
+        print(format_segments(outputs), flush=True)
+    else:
+        print(format_outputs(outputs, args.texts, args.output), flush=True)
     return 0

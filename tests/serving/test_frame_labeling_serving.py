@@ -1,9 +1,15 @@
 """A frame labeler exported and served: signatures equal the in-process model for padded batches,
-raw and encoded frames agree, REST and gRPC answer the same, and bad requests are
-INVALID_ARGUMENT naming the input while the server keeps serving.
+raw and encoded frames agree, REST and gRPC answer the same, bad requests are INVALID_ARGUMENT
+naming the input while the server keeps serving, and `seqzoo predict --frames` prints the
+segments of a folder of frames.
 
 The model is not trained (learning is tested in tests/training/tasks/): these tests are about
 the export and the wire."""
+
+import itertools
+import os
+import subprocess
+import sys
 
 import grpc
 import numpy as np
@@ -16,6 +22,7 @@ from seqzoo.serving.server import ModelServer
 from seqzoo.serving.serving_error import ServingError
 from seqzoo.training.tasks.frame_labeling import FrameLabelingConfig, FrameLabelingTask
 
+SEQZOO = os.path.join(os.path.dirname(sys.executable), "seqzoo")
 CONFIG = FrameLabelingConfig(num_train=4, num_validation=3, min_frames=5, max_frames=9,
                              frame_size=16, units=4, embedding_dim=4, frame_filters=[4])
 
@@ -123,3 +130,37 @@ def test_bad_requests_are_invalid_arguments_naming_the_input(exported, served, v
     # The server keeps serving.
     out = served.predict("frames", {"frames": frames, "lengths": lengths}, via=via)
     assert out["labels"].shape == frames.shape[:2]
+
+
+def _seqzoo(*args):
+    return subprocess.run([SEQZOO, *args], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("via", ["rest", "grpc"])
+def test_predict_command_prints_the_segments_of_a_folder_of_frames(exported, served, via,
+                                                                   tmp_path):
+    frames, length = exported["frames"][0], int(exported["lengths"][0])
+    for index, frame in enumerate(frames[:length]):
+        (tmp_path / f"frame_{index:03d}.png").write_bytes(tf.io.encode_png(frame).numpy())
+    labels, _ = _expected(exported, frames[None, :length], np.array([length]))
+    expected, start = [], 0
+    for label, run in itertools.groupby(labels[0]):
+        run_length = len(list(run))
+        expected.append((start, start + run_length - 1, label))
+        start += run_length
+    port = ["--port", str(served.grpc_port), "--grpc"] if via == "grpc" else [
+        "--rest-port", str(served.rest_port)]
+    result = _seqzoo("predict", "frames", "--frames", str(tmp_path), *port)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["start", "end", "label"]
+    assert [(int(s), int(e), label) for s, e, label in map(str.split, lines[1:])] == expected
+
+
+def test_predict_command_names_frames_that_are_not_images(served, tmp_path):
+    (tmp_path / "a.png").write_bytes(b"not a picture")
+    result = _seqzoo("predict", "frames", "--frames", str(tmp_path / "a.png"), "--rest-port",
+                     str(served.rest_port))
+    assert result.returncode == 2
+    assert f"--frames: not a PNG or JPEG image: {tmp_path / 'a.png'}" in result.stderr
