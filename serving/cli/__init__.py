@@ -13,7 +13,8 @@ import sys
 
 from seqzoo.serving.tensorflow_logs import quiet_tensorflow_logs
 
-COMMANDS = ("train", "export", "check", "serve", "predict", "attention", "gradients", "demo")
+COMMANDS = ("train", "export", "check", "serve", "predict", "attention", "timeline", "gradients",
+            "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
