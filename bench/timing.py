@@ -9,10 +9,11 @@ import time
 DECODERS = (("greedy", "greedy"), ("beam 4", "serving_default"))
 
 
-def interleaved_rates(calls: dict, batches: list, rounds: int) -> dict:
+def interleaved_rates(calls: dict, batches: list, rounds: int, count=len) -> dict:
     """Items per second of each `calls[key](batch)` over `rounds` passes through `batches`,
-    after one warm-up pass each. The calls take turns pass by pass, so a change of machine load
-    during the run affects them all alike and their ratios stay fair."""
+    after one warm-up pass each; `count(batch)` is the number of items (sentences, frames...) in
+    a batch. The calls take turns pass by pass, so a change of machine load during the run
+    affects them all alike and their ratios stay fair."""
     seconds = dict.fromkeys(calls, 0.0)
     for round_index in range(rounds + 1):
         for key, call in calls.items():
@@ -21,7 +22,7 @@ def interleaved_rates(calls: dict, batches: list, rounds: int) -> dict:
                 call(batch)
             if round_index:
                 seconds[key] += time.perf_counter() - started
-    items = rounds * sum(len(batch) for batch in batches)
+    items = rounds * sum(count(batch) for batch in batches)
     return {key: items / spent for key, spent in seconds.items()}
 
 
