@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames is None:
         video = held_out_video(runs[0], args.video)
         rows = {"ground truth": video["truth"]}
-        title = f"held-out video {args.video} of {runs[0]}"
+        title = f"held-out video {args.video} of run {pathlib.Path(runs[0]).name}"
     else:
         video, rows, title = {"frames": read_frames(args.frames)}, {}, None
     for model in args.models:
