@@ -102,7 +102,8 @@ def throughput_table(root, run_dir, lengths, videos, rounds, quick):
     function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     rates = {}
     with ModelServer(root / "models", rest_port=0, grpc_port=0, poll_seconds=0) as server:
-        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
+        # Long videos as JSON pixel arrays take long to parse on a loaded machine.
+        client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port, timeout=300)
         for length in lengths:
             clips = generate(videos, seed=7, min_frames=length, max_frames=length,
                              frame_size=model_config.frame_size)
