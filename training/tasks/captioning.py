@@ -123,6 +123,11 @@ class CaptioningTask(Task):
     # Measured on 2 CPU cores: the default model reaches >= 95% exact captions on the built-in
     # pictures in this budget (README, `python -m bench captioning`).
     train_defaults = {"steps": 3000, "learning_rate": 3e-3}
+    tiny_run = ("train.steps=2", "train.batch_size=8", "model.image_size=32",
+                "model.filters=[4, 8]", "model.feature_dim=8", "model.units=8",
+                "model.embedding_dim=8", "model.num_train=40", "model.num_validation=4",
+                "model.eval_examples=4", "model.eval_beam=false", "model.max_caption_length=8",
+                "model.beam_width=2")
 
     # The decoding functions of the last model `caption` saw, as (model, {method: function}).
     _decoders = (None, None)
@@ -261,4 +266,6 @@ class CaptioningTask(Task):
         return metrics
 
     def warmup_inputs(self):
-        return {"image": [tf.io.encode_png(image).numpy() for image in self.validation.images[:3]]}
+        images = self.validation.images[:3]
+        return {"image": [tf.io.encode_png(image).numpy() for image in images],
+                "pixels": [image.astype(np.float32) for image in images]}
