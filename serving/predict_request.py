@@ -1,9 +1,10 @@
-"""The request of `seqzoo predict` (TEXTs, `--input NAME=JSON` or a `--json` body), checked
-against the signature's inputs, and the printout of the outputs it answers."""
+"""The request of `seqzoo predict` (TEXTs, `--image` files, `--input NAME=JSON` or a `--json`
+body), checked against the signature's inputs, and the printout of the outputs it answers."""
 
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 import typing
 
@@ -40,14 +41,56 @@ def _describe(specs: dict) -> str:
     return ", ".join(f"{name} ({spec.dtype.name} {shape(spec)})" for name, spec in specs.items())
 
 
-def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
-    """The request of TEXT arguments: the texts as the signature's one string input."""
+def _string_input(specs: dict, arguments: str, where: str) -> str:
+    """The name of the signature's one string input, which TEXT or --image arguments fill."""
     if len(specs) != 1 or not next(iter(specs.values())).dtype.is_string:
         raise ValueError(
-            f"TEXT arguments go to a signature with a single string input, but {where} has "
+            f"{arguments} go to a signature with a single string input, but {where} has "
             f"inputs {_describe(specs)}; give them as --input NAME=JSON or --json FILE."
         )
-    return {next(iter(specs)): texts}
+    return next(iter(specs))
+
+
+def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
+    """The request of TEXT arguments: the texts as the signature's one string input."""
+    return {_string_input(specs, "TEXT arguments", where): texts}
+
+
+def image_files(paths: list[str]) -> list[pathlib.Path]:
+    """The files of --image arguments: each a JPEG or PNG file, or a directory whose JPEG and PNG
+    files (by suffix, sorted by name) are all taken. Every file is checked to start as a JPEG or
+    PNG file does, so a bad one is named before anything is sent."""
+    from seqzoo.zoo.image_formats import IMAGE_SUFFIXES, is_jpeg_or_png
+
+    files = []
+    for given in paths:
+        path = pathlib.Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"--image {given}: the directory holds no image file (accepted: "
+                                 f"{', '.join(IMAGE_SUFFIXES)}).")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"--image {given}: no such file or directory; give a JPEG or PNG "
+                             "file, or a directory of them.")
+    bad = [str(path) for path in files if not is_jpeg_or_png(_head(path))]
+    if bad:
+        raise ValueError(f"--image takes JPEG and PNG files; these are neither: {', '.join(bad)}")
+    return files
+
+
+def _head(path: pathlib.Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(16)
+
+
+def image_inputs(specs: dict, files: list[pathlib.Path], where: str) -> dict:
+    """The request of --image files: their bytes as the signature's one string input."""
+    return {_string_input(specs, "--image files", where): [path.read_bytes() for path in files]}
 
 
 def named_inputs(specs: dict, pairs: list[str], where: str) -> dict:
@@ -76,9 +119,7 @@ def named_inputs(specs: dict, pairs: list[str], where: str) -> dict:
 
 def read_request_body(source: str) -> dict:
     """Reads a TF Serving request body from file `source` (stdin if "-")."""
-    from pathlib import Path
-
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    text = sys.stdin.read() if source == "-" else pathlib.Path(source).read_text(encoding="utf-8")
     where = "stdin" if source == "-" else source
     try:
         body = json.loads(text)
@@ -130,15 +171,18 @@ def _complete(arrays: dict, specs: dict, where: str) -> dict:
     return arrays
 
 
-def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
-            json_file: str | None = None, frames: list[str] = (), signature: str | None = None,
-            version: int | None = None, via: str = "rest") -> dict:
+def predict(client, name: str, *, texts: list[str] = (), images: list[pathlib.Path] = (),
+            pairs: list[str] = (), json_file: str | None = None, frames: list[str] = (),
+            signature: str | None = None, version: int | None = None,
+            via: str = "rest") -> dict:
     """Sends the request of `seqzoo predict` and returns the outputs by name.
 
     Args:
         client: a `seqzoo.serving.client.Client`.
         name: the model name.
         texts: texts, one row each, for a signature with one string input.
+        images: image files (see `image_files`), one row each, for a signature with one string
+            input; their bytes are sent (over REST base64 encoded, as `{"b64": ...}`).
         pairs: `NAME=JSON` inputs.
         json_file: a TF Serving request body's file (stdin if "-").
         frames: image files and directories of them, one video for a frame-labeling model's
@@ -148,16 +192,17 @@ def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
         version: the model version (default: the latest).
         via: "rest" or "grpc"; the signature is read by the same transport.
 
-    Exactly one of `texts`, `pairs`, `json_file` and `frames` is given; the request is checked
-    against the signature's inputs before it is sent.
+    Exactly one of `texts`, `images`, `pairs`, `json_file` and `frames` is given; the request is
+    checked against the signature's inputs before it is sent.
     """
-    given = [source for source, value in (("TEXT", texts), ("--input", pairs),
-                                          ("--json", json_file is not None),
+    given = [source for source, value in (("TEXT", texts), ("--image", images),
+                                          ("--input", pairs), ("--json", json_file is not None),
                                           ("--frames", frames)) if value]
     if len(given) != 1:
         raise ValueError(
-            "Give the request one way: TEXT arguments, --input NAME=JSON (repeatable), --json "
-            f"FILE or --frames. Received: {' and '.join(given) if given else 'none of them'}."
+            "Give the request one way: TEXT arguments, --image FILE|DIR, --input NAME=JSON "
+            "(repeatable), --json FILE or --frames. Received: "
+            f"{' and '.join(given) if given else 'none of them'}."
         )
     if frames:
         from seqzoo.serving.video_request import ENCODED_SIGNATURE, video_inputs
@@ -171,6 +216,8 @@ def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
         inputs = _complete(video_inputs(frames), specs, where)
     elif texts:
         inputs = text_inputs(specs, list(texts), where)
+    elif images:
+        inputs = image_inputs(specs, list(images), where)
     elif pairs:
         inputs = named_inputs(specs, pairs, where)
     else:
@@ -178,13 +225,14 @@ def predict(client, name: str, *, texts: list[str] = (), pairs: list[str] = (),
     return client.predict(name, inputs, signature_name=signature_name, version=version, via=via)
 
 
-def format_outputs(outputs: dict, texts: list[str], output_format: str = "text") -> str:
+def format_outputs(outputs: dict, labels: list[str], output_format: str = "text") -> str:
     """The printout of a prediction.
 
     `json`: one JSON object of the outputs (nested lists; strings as text, `*_bytes` as b64).
-    `text`: for TEXT requests, each text followed by its row of every output with one row per
-    text; then every other output (scalars, other batch sizes, all outputs of --input and --json
-    requests) by name, arrays in NumPy's compact notation.
+    `text`: for requests of one row per label (the texts of TEXT requests, the files of --image
+    requests), each label followed by its row of every output with one row per label; then
+    every other output (scalars, other batch sizes, all outputs of --input and --json requests)
+    by name, arrays in NumPy's compact notation.
     """
     import numpy as np
 
@@ -198,10 +246,10 @@ def format_outputs(outputs: dict, texts: list[str], output_format: str = "text")
         return json.dumps({name: json_tensors.to_json(name, value)
                            for name, value in outputs.items()})
     rows = {name: value for name, value in outputs.items()
-            if texts and value.ndim and value.shape[0] == len(texts)}
+            if labels and value.ndim and value.shape[0] == len(labels)}
     lines = []
-    for index, text in enumerate(texts if rows else []):
-        lines.append(text)
+    for index, label in enumerate(labels if rows else []):
+        lines.append(label)
         lines.extend(_shown(name, value[index], indent="  ") for name, value in rows.items())
     lines.extend(_shown(name, value) for name, value in outputs.items() if name not in rows)
     return "\n".join(lines)

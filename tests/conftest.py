@@ -1,5 +1,6 @@
 """Shared test setup: quiet TensorFlow, two logical CPU devices, seeded randomness, and a small
-translation run (trained two steps and exported once) for the tests of its export and tools."""
+translation run and a small captioning run (each trained two steps and exported once) for the
+tests of their exports and tools."""
 
 import os
 
@@ -43,4 +44,23 @@ def dates_translation(tmp_path_factory):
     ])
     loop.train(config, root / "run", progress=False)
     export_run(root / "run", root / "models", "dates")
+    return root / "run", root / "models"
+
+
+@pytest.fixture(scope="session")
+def shapes_captioner(tmp_path_factory):
+    """`(run_dir, models_dir)`: a tiny captioner of the built-in shapes pictures, trained two
+    steps (the task's `tiny_run`; learning is tested in tests/training/tasks/
+    test_captioning_task.py) and exported once as `models_dir/shapes/1`, beam width 3, 32-pixel
+    pictures read into an 8x8 grid. Shared by the tests of the export, the server and
+    `seqzoo attention`."""
+    from seqzoo.serving.export import export_run
+    from seqzoo.training import loop, run_directory
+    from seqzoo.training.tasks.captioning import CaptioningTask
+
+    root = tmp_path_factory.mktemp("shapes_captioner")
+    config = run_directory.configure("captioning", root / "run", overrides=[
+        *CaptioningTask.tiny_run, "model.beam_width=3", "model.num_validation=6"])
+    loop.train(config, root / "run", progress=False)
+    export_run(root / "run", root / "models", "shapes")
     return root / "run", root / "models"

@@ -5,7 +5,7 @@ The request and the printout are built in `seqzoo.serving.predict_request`.
 
 from __future__ import annotations
 
-from seqzoo.serving.predict_request import OUTPUT_FORMATS, format_outputs, predict
+from seqzoo.serving.predict_request import OUTPUT_FORMATS, format_outputs, image_files, predict
 
 LDS_EXAMPLE = "observations='[[[0.5, -0.2], [0.1, 0.3]]]'"
 
@@ -13,13 +13,13 @@ LDS_EXAMPLE = "observations='[[[0.5, -0.2], [0.1, 0.3]]]'"
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="send texts or named inputs to a served model and print its outputs",
-        usage="seqzoo predict NAME [TEXT ...] [--input NAME=JSON ...] [--json FILE] "
-              "[--frames PATH ...] [--signature NAME] [--version N] [--grpc] "
+        usage="seqzoo predict NAME [TEXT ...] [--image FILE|DIR ...] [--input NAME=JSON ...] "
+              "[--json FILE] [--frames PATH ...] [--signature NAME] [--version N] [--grpc] "
               "[--output {text,json}] [...]",
-        description="Send TEXTs (to a signature with one string input, whatever its name), named "
-                    "inputs (--input NAME=JSON, repeatable), a TF Serving request body "
-                    "(--json FILE, - for stdin) or a video's frames (--frames, to a "
-                    "frame-labeling model) to model NAME and print the outputs.",
+        description="Send TEXTs or image files (--image, to a signature with one string input, "
+                    "whatever its name), named inputs (--input NAME=JSON, repeatable), a TF "
+                    "Serving request body (--json FILE, - for stdin) or a video's frames "
+                    "(--frames, to a frame-labeling model) to model NAME and print the outputs.",
     )
     parser.add_argument("name", metavar="NAME", help="model name")
     texts = parser.add_argument("texts", nargs="+", default=[], metavar="TEXT",
@@ -27,6 +27,10 @@ def register(subparsers) -> None:
     # nargs="*" would match zero texts right after NAME and reject texts given after an option
     # (`predict NAME --signature S TEXT`); "+" made optional keeps them wherever they are.
     texts.required = False
+    parser.add_argument("--image", dest="images", action="append", default=[],
+                        metavar="FILE|DIR",
+                        help="a JPEG or PNG file, or a directory of them (repeatable), one row "
+                        "each, e.g. for the captioning model of `seqzoo train captioning`")
     parser.add_argument("--input", dest="inputs", action="append", default=[],
                         metavar="NAME=JSON",
                         help=f"an input as JSON (repeatable), e.g. {LDS_EXAMPLE} for the lds "
@@ -57,9 +61,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from seqzoo.serving.client import Client
 
+    images = image_files(args.images)
     # Closed on exit: an open gRPC channel keeps a polling thread that can abort the process.
     with Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port) as client:
-        outputs = predict(client, args.name, texts=args.texts, pairs=args.inputs,
+        outputs = predict(client, args.name, texts=args.texts, images=images, pairs=args.inputs,
                           json_file=args.json_file, frames=args.frames,
                           signature=args.signature, version=args.version,
                           via="grpc" if args.grpc else "rest")
@@ -68,5 +73,6 @@ def run(args) -> int:
 
         print(format_segments(outputs), flush=True)
     else:
-        print(format_outputs(outputs, args.texts, args.output), flush=True)
+        labels = [str(path) for path in images] or args.texts
+        print(format_outputs(outputs, labels, args.output), flush=True)
     return 0

@@ -1,44 +1,41 @@
-"""A captioner exported and served: REST (b64) and gRPC (bytes) agree with the SavedModel in
-process on every signature; bad images get INVALID_ARGUMENT naming the input and the server keeps
-serving.
+"""A captioner exported and served by `seqzoo serve` in a separate process: REST (b64) and gRPC
+(bytes) agree with the SavedModel in process on every signature; `seqzoo predict --image` prints
+the captions of files and directories; bad images get INVALID_ARGUMENT naming the input and the
+server keeps serving.
 
-The model is not trained (learning is tested in tests/training/tasks/test_captioning_task.py):
-these tests are about the export and the wire, and an untrained model exercises them as well."""
+The model is trained two steps only (learning is tested in
+tests/training/tasks/test_captioning_task.py): these tests are about the export and the wire, and
+an untrained model exercises them as well."""
 
 import http.client
 import json
+import subprocess
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from decoding_checks import as_text, assert_same_outputs
+from server_process import SEQZOO, ServerProcess
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from seqzoo.serving.client import Client
-from seqzoo.serving.export import export_model
-from seqzoo.serving.server import ModelServer
 from seqzoo.serving.serving_error import ServingError
-from seqzoo.training.tasks.captioning import CaptioningConfig, CaptioningTask
+from seqzoo.training import run_directory
 
-CONFIG = CaptioningConfig(image_size=32, filters=[4, 8], feature_dim=8, units=8, embedding_dim=8,
-                          num_train=40, num_validation=6, beam_width=3, max_caption_length=8)
 SIGNATURES = ("serving_default", "greedy", "nbest", "attention", "pixels")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("captioning")
-    task = CaptioningTask(CONFIG, run_dir=root / "run")
-    task.prepare()
-    model = task.build_model()
-    version_dir = export_model(task, model, root / "models", "shapes")
+def exported(shapes_captioner):
+    run_dir, models_dir = shapes_captioner
+    task, model = run_directory.restore(run_dir)
     # Pictures of another size than the model's, as PNG and JPEG files.
     pictures = [tf.io.encode_png(tf.image.resize(image, [40, 56], antialias=True)
                                  .numpy().round().astype(np.uint8)).numpy()
                 for image in task.validation.images[:2]]
     pictures.append(tf.io.encode_jpeg(task.validation.images[2], quality=90).numpy())
-    return root / "models", version_dir, (task, model), pictures
+    return models_dir, models_dir / "shapes" / "1", (task, model), pictures
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +86,14 @@ def test_attention_signature_gives_weights_over_the_grid(in_process, exported):
 
 
 @pytest.fixture(scope="module")
-def served(exported):
-    with ModelServer(exported[0], rest_port=0, grpc_port=0, poll_seconds=0) as server:
+def served(exported, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with ServerProcess(exported[0], log) as server:
         client = Client(rest_port=server.rest_port, grpc_port=server.grpc_port)
         yield client
         client.close()
+        code, _ = server.stop()
+        assert code == 0, server.log()
 
 
 def test_server_answers_like_the_saved_model_over_rest_and_grpc(served, exported, in_process):
@@ -142,3 +142,30 @@ def test_numbers_sent_as_images_are_invalid_arguments(served):
             stub.Predict(request, timeout=30)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'image'" in caught.value.details()
+
+
+@pytest.mark.parametrize("via", ["rest", "grpc"])
+def test_predict_prints_the_captions_of_image_files_and_directories(served, exported, in_process,
+                                                                    tmp_path, via):
+    pictures = exported[3]
+    names = ["b.png", "a.png", "c.jpg"]
+    for name, picture in zip(names, pictures):
+        (tmp_path / name).write_bytes(picture)
+    (tmp_path / "notes.txt").write_text("not an image: left out of the directory")
+    ports = (["--grpc", "--port", str(served.grpc_port)] if via == "grpc"
+             else ["--rest_api_port", str(served.rest_port)])
+    result = subprocess.run([SEQZOO, "predict", "shapes", "--image", str(tmp_path), *ports],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = local(in_process, "serving_default", pictures)
+    lines = []
+    for index in np.argsort(names):  # a directory's images in name order
+        lines += [str(tmp_path / names[index]),
+                  f"  caption: {expected['caption'][index].decode()}",
+                  f"  score: {expected['score'][index]:.6g}"]
+    assert result.stdout.splitlines() == lines
+    one = subprocess.run([SEQZOO, "predict", "shapes", "--image", str(tmp_path / "c.jpg"),
+                          "--signature", "greedy", *ports], capture_output=True, text=True,
+                         timeout=120)
+    greedy = local(in_process, "greedy", pictures[2:])["caption"][0].decode()
+    assert one.stdout.splitlines()[:2] == [str(tmp_path / "c.jpg"), f"  caption: {greedy}"]

@@ -202,3 +202,21 @@ def test_scalar_string_output_is_answered(stats_server, via):
     finally:
         client.close()
     assert np.asarray(outputs["joined"]).item() in ("a b|c", b"a b|c")
+
+
+def test_predict_names_bad_image_files_before_sending(server, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "photo.png").write_bytes(b"GIF89a, whatever the suffix says")
+    for paths, message in [
+        (["nowhere.png"], "--image nowhere.png: no such file or directory"),
+        ([str(tmp_path / "empty")], "the directory holds no image file (accepted: .jpeg, .jpg"),
+        ([str(tmp_path)], f"--image takes JPEG and PNG files; these are neither: "
+                          f"{tmp_path / 'photo.png'}"),
+    ]:
+        argv = ["predict", "toy"] + [arg for path in paths for arg in ("--image", path)]
+        assert seqzoo([*argv, *_ports(server)]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "real.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert seqzoo(["predict", "toy", "hi", "--image", str(tmp_path / "real.png"),
+                   *_ports(server)]) == 2
+    assert "Give the request one way" in capsys.readouterr().err

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
+from seqzoo.zoo.image_formats import JPEG_SIGNATURE, PNG_SIGNATURE
 
 
 def resize_image(image, image_size):
