@@ -1,4 +1,5 @@
-"""`seqzoo predict NAME`: sends texts or named inputs to a served model and prints its outputs.
+"""`seqzoo predict NAME`: sends texts, image files or named inputs to a served model and prints
+its outputs.
 
 The request and the printout are built in `seqzoo.serving.predict_request`.
 """
@@ -12,7 +13,8 @@ LDS_EXAMPLE = "observations='[[[0.5, -0.2], [0.1, 0.3]]]'"
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="send texts or named inputs to a served model and print its outputs",
+        "predict", help="send texts, images or named inputs to a served model and print its "
+        "outputs",
         usage="seqzoo predict NAME [TEXT ...] [--image FILE|DIR ...] [--input NAME=JSON ...] "
               "[--json FILE] [--frames PATH ...] [--signature NAME] [--version N] [--grpc] "
               "[--output {text,json}] [...]",

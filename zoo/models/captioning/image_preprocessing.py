@@ -42,8 +42,9 @@ def decode_images(images, image_size, name="image"):
         float32 `[batch, image_size, image_size, 3]`, values in [0, 255].
 
     Raises:
-        tf.errors.InvalidArgumentError (when run): an empty string, or bytes that are neither
-        JPEG nor PNG, with the positions of the bad elements in the batch.
+        tf.errors.InvalidArgumentError (when run): an empty string, bytes that are neither
+        JPEG nor PNG, or bytes that do not decode, with the positions of the bad elements in
+        the batch.
 
     Example:
         >>> png = tf.io.encode_png(tf.zeros([10, 20, 3], tf.uint8))
@@ -63,12 +64,27 @@ def decode_images(images, image_size, name="image"):
                       "encoded in a b64 object); these batch positions hold something else",
                       tf.where(tf.logical_not(known))[:, 0])
 
-    def decode_one(encoded):
+    def decode_one(position, encoded):
         pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return resize_image(pixels, image_size)
+        return position, resize_image(pixels, image_size)
 
-    return tf.map_fn(decode_one, images,
-                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+    # Bytes that start as a JPEG or PNG file may still not decode (a truncated or corrupt file),
+    # and a decoder's own error names no input. tf.data drops the images that fail, so those
+    # are found by their positions and reported here as the other bad inputs are.
+    count = tf.shape(images, out_type=tf.int32)[0]
+    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(count), images))
+               .map(decode_one).ignore_errors().batch(tf.cast(tf.maximum(count, 1), tf.int64)))
+    nothing = (tf.zeros([0], tf.int32), tf.zeros([0, image_size, image_size, 3], tf.float32))
+    positions, pixels = decoded.reduce(nothing, _second)
+    failed = tf.tensor_scatter_nd_update(tf.ones([count], tf.bool), positions[:, None],
+                                         tf.zeros_like(positions, tf.bool))
+    return _checked(pixels, tf.logical_not(tf.reduce_any(failed)),
+                    f"Input {name} holds bytes that begin as a JPEG or PNG file but do not decode "
+                    "(a truncated or corrupt file?) at batch positions", tf.where(failed)[:, 0])
+
+
+def _second(_, batch):
+    return batch
 
 
 def check_pixels(pixels, image_size, name="pixels"):
