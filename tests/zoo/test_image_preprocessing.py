@@ -48,7 +48,7 @@ def test_resizing_shrinks_with_antialiasing():
     ([b"hello", png(PIXELS), b"\x00\x01"], r"these batch positions hold something else\] \[0 2\]"),
     # They begin as PNG and JPEG files do, but are cut short or garbage after that.
     ([png(PIXELS), png(PIXELS)[:40], png(PIXELS), b"\xff\xd8\xff" + b"x" * 30],
-     r"Input image holds bytes that begin as a JPEG or PNG file but do not decode .* \[1 3\]"),
+     r"Input image holds bytes that begin as a JPEG or PNG file but end before the image .* \[1 3\]"),
 ])
 def test_bad_bytes_fail_with_a_message_naming_the_input(batch, message):
     function = tf.function(lambda images: decode_images(images, 24),

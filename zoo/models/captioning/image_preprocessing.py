@@ -43,8 +43,8 @@ def decode_images(images, image_size, name="image"):
 
     Raises:
         tf.errors.InvalidArgumentError (when run): an empty string, bytes that are neither
-        JPEG nor PNG, or bytes that do not decode, with the positions of the bad elements in
-        the batch.
+        JPEG nor PNG, or a JPEG or PNG file cut short, with the positions of the bad elements
+        in the batch.
 
     Example:
         >>> png = tf.io.encode_png(tf.zeros([10, 20, 3], tf.uint8))
@@ -64,27 +64,60 @@ def decode_images(images, image_size, name="image"):
                       "encoded in a b64 object); these batch positions hold something else",
                       tf.where(tf.logical_not(known))[:, 0])
 
-    def decode_one(position, encoded):
+    complete = _complete(images)
+    images = _checked(images, tf.reduce_all(complete),
+                      f"Input {name} holds bytes that begin as a JPEG or PNG file but end before "
+                      "the image does (a truncated or corrupt file?) at batch positions",
+                      tf.where(tf.logical_not(complete))[:, 0])
+
+    def decode_one(encoded):
         pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return position, resize_image(pixels, image_size)
+        return resize_image(pixels, image_size)
 
-    # Bytes that start as a JPEG or PNG file may still not decode (a truncated or corrupt file),
-    # and a decoder's own error names no input. tf.data drops the images that fail, so those
-    # are found by their positions and reported here as the other bad inputs are.
-    count = tf.shape(images, out_type=tf.int32)[0]
-    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(count), images))
-               .map(decode_one).ignore_errors().batch(tf.cast(tf.maximum(count, 1), tf.int64)))
-    nothing = (tf.zeros([0], tf.int32), tf.zeros([0, image_size, image_size, 3], tf.float32))
-    positions, pixels = decoded.reduce(nothing, _second)
-    failed = tf.tensor_scatter_nd_update(tf.ones([count], tf.bool), positions[:, None],
-                                         tf.zeros_like(positions, tf.bool))
-    return _checked(pixels, tf.logical_not(tf.reduce_any(failed)),
-                    f"Input {name} holds bytes that begin as a JPEG or PNG file but do not decode "
-                    "(a truncated or corrupt file?) at batch positions", tf.where(failed)[:, 0])
+    return tf.map_fn(decode_one, images,
+                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 
 
-def _second(_, batch):
-    return batch
+def _complete(images):
+    """Whether the bytes of each JPEG or PNG file run to the end of its image, so that a file cut
+    short (or garbage after the first bytes) is told from one the decoder reads: bool `[batch]`.
+    (A decoder's own error names no input; damage inside a complete file still meets it.)
+
+    A PNG file must hold its IEND chunk. A JPEG file's marker segments are followed, each by its
+    length, from the start of the file to the first start of scan, past the metadata (whose
+    EXIF thumbnail has an end of image of its own), and an end-of-image marker must follow."""
+    png = tf.equal(tf.strings.substr(images, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    complete = tf.strings.split(images, sep=b"IEND").row_lengths() > 1
+    jpegs = tf.where(tf.logical_not(png))[:, 0]
+    jpeg_complete = tf.map_fn(_jpeg_complete, tf.gather(images, jpegs),
+                              fn_output_signature=tf.bool)
+    return tf.tensor_scatter_nd_update(complete, jpegs[:, None], jpeg_complete)
+
+
+def _jpeg_complete(encoded):
+    size = tf.strings.length(encoded, unit="BYTE")
+
+    def reads(position, at_scan, valid):
+        return tf.logical_and(valid, tf.logical_not(at_scan))
+
+    def next_segment(position, at_scan, valid):
+        header = tf.io.decode_raw(tf.strings.substr(encoded, tf.minimum(position, size), 4),
+                                  tf.uint8)
+        header = tf.cast(tf.pad(header, [[0, 4 - tf.size(header)]]), tf.int32)
+        marker = header[1]
+        fill = tf.equal(marker, 0xFF)
+        alone = tf.logical_or(tf.logical_and(marker >= 0xD0, marker <= 0xD7),
+                              tf.equal(marker, 0x01))
+        length = header[2] * 256 + header[3]
+        step = tf.where(fill, 1, tf.where(alone, 2, 2 + length))
+        valid = tf.logical_and(position + 4 <= size, tf.equal(header[0], 0xFF))
+        valid = tf.logical_and(valid, tf.logical_or(tf.logical_or(fill, alone), length >= 2))
+        return position + step, tf.equal(marker, 0xDA), valid
+
+    # The first segment follows the start-of-image marker, FF D8.
+    position, _, valid = tf.while_loop(reads, next_segment, (tf.constant(2), False, True))
+    scan = tf.strings.substr(encoded, tf.minimum(position, size), size)
+    return tf.logical_and(valid, tf.size(tf.strings.split(scan, sep=b"\xff\xd9")) > 1)
 
 
 def check_pixels(pixels, image_size, name="pixels"):
