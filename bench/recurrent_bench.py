@@ -2,16 +2,17 @@
 
 One training step (forward, backward, Adam update; loss: mean square of the outputs) of a
 recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirectional:
-- zoo: the layer as `seqzoo train` runs it, its step compiled by XLA (`train.jit_compile=auto`
-  on one replica); bidirectional is `BidirectionalEncoder`, unidirectional Keras's `LSTM`/`GRU`,
-  which the zoo's models use as they are;
-- zoo, no XLA: the same step as a plain `tf.function`;
+- zoo: the layer as `seqzoo train` runs it by default, a `tf.function` step; bidirectional is
+  `BidirectionalEncoder`, unidirectional Keras's `LSTM`/`GRU`, which the zoo's models use as
+  they are;
+- zoo XLA: the same step compiled by XLA (`train.jit_compile=auto` or `on`);
 - Keras: `keras.layers.Bidirectional` (or the bare layer), compiled as `model.fit` compiles it by
   default on a machine without GPU (a `tf.function`, no XLA);
 - PyTorch: `torch.nn.GRU`/`LSTM(bidirectional=...)`, when torch is installed (an optional bench
   extra: `pip install torch==2.13.0`).
 The calls take turns round by round (bench/timing.py), so load drift hits all alike; the table
-gives milliseconds per step and each path's speed relative to Keras and to PyTorch.
+gives milliseconds per step and the zoo's speed relative to Keras and to PyTorch (a ratio above 1
+means the zoo is faster).
 
     python -m bench recurrent [--rounds 3] [--steps 5] [--quick]
 """
@@ -102,16 +103,16 @@ def main(argv: list[str] | None = None) -> None:
     keras.utils.set_random_seed(0)
     print(f"recurrent bench: ms per train step (forward, backward, Adam on a random batch), "
           f"{args.steps} steps x {args.rounds} rounds per path, taking turns; zoo = as `seqzoo "
-          f"train` compiles it (XLA), Keras = as model.fit compiles it on a CPU")
-    header = (f"{'layer':<20}{'shape b,t,in,units':>20}{'zoo':>9}{'zoo noXLA':>11}{'Keras':>9}"
-              f"{'PyTorch':>9}{'zoo/Keras':>11}{'zoo/PyTorch':>13}")
+          f"train` runs it by default, Keras = as model.fit compiles it on a CPU")
+    header = (f"{'layer':<10}{'shape b,t,in,units':>20}{'zoo':>9}{'zoo XLA':>9}{'Keras':>9}"
+              f"{'PyTorch':>9}{'zoo vs Keras':>14}{'XLA vs Keras':>14}{'zoo vs PyTorch':>16}")
     print(header)
     for direction, batch, time_steps, features, units in shapes:
         x = np.random.default_rng(0).normal(size=(batch, time_steps, features)).astype("float32")
         for cell in ("gru", "lstm"):
             calls = {
-                "zoo": _keras_step(_zoo_layer(cell, direction, units), jit_compile=True),
-                "zoo noXLA": _keras_step(_zoo_layer(cell, direction, units), jit_compile=False),
+                "zoo": _keras_step(_zoo_layer(cell, direction, units), jit_compile=False),
+                "zoo XLA": _keras_step(_zoo_layer(cell, direction, units), jit_compile=True),
                 "Keras": _keras_step(_keras_layer(cell, direction, units), jit_compile=False),
             }
             if has_torch:
@@ -119,10 +120,12 @@ def main(argv: list[str] | None = None) -> None:
             rates = interleaved_rates(calls, [x] * args.steps, args.rounds)
             ms = {key: 1000.0 * batch / rate for key, rate in rates.items()}
             torch_ms = f"{ms['PyTorch']:>9.1f}" if has_torch else f"{'absent':>9}"
-            versus_torch = f"{ms['PyTorch'] / ms['zoo']:>12.2f}x" if has_torch else f"{'-':>13}"
-            print(f"{direction[:3] + ' ' + cell.upper():<20}"
+            versus_torch = (f"{ms['PyTorch'] / ms['zoo']:>15.2f}x" if has_torch
+                            else f"{'-':>16}")
+            print(f"{direction[:3] + ' ' + cell.upper():<10}"
                   f"{f'{batch},{time_steps},{features},{units}':>20}"
-                  f"{ms['zoo']:>9.1f}{ms['zoo noXLA']:>11.1f}{ms['Keras']:>9.1f}{torch_ms}"
-                  f"{ms['Keras'] / ms['zoo']:>10.2f}x{versus_torch}")
+                  f"{ms['zoo']:>9.1f}{ms['zoo XLA']:>9.1f}{ms['Keras']:>9.1f}{torch_ms}"
+                  f"{ms['Keras'] / ms['zoo']:>13.2f}x{ms['Keras'] / ms['zoo XLA']:>13.2f}x"
+                  f"{versus_torch}")
     if not has_torch:
         print("PyTorch is absent: `pip install torch==2.13.0` (CPU build) adds its column.")

@@ -46,8 +46,10 @@ class TrainConfig(CheckedConfig):
             A call also ends at every logging, checkpoint and evaluation step, so with the
             default the host waits on the device once per logging window (where NaN losses are
             caught, keeping the last good checkpoint).
-        jit_compile: compile the step with XLA: "on", "off", or "auto" (on with one replica
-            per worker, where it was measured faster; see `bench train`).
+        jit_compile: compile the step with XLA: "on", "off" (default), or "auto" (on where XLA
+            can compile it: one replica per worker and no string ops in the model). Off by
+            default: on CPUs, XLA made the recurrent layers' train steps slower in
+            `bench recurrent`.
         strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
         mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
             (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
@@ -71,7 +73,7 @@ class TrainConfig(CheckedConfig):
     early_stopping_patience: int = at_least(1, 3)
     log_every: int = at_least(1, 10)
     steps_per_execution: int = at_least(1, 100)
-    jit_compile: str = one_of(JIT_COMPILE, "auto")
+    jit_compile: str = one_of(JIT_COMPILE, "off")
     strategy: str = one_of(STRATEGIES, "auto")
     mixed_precision: str = one_of(PRECISIONS, "float32")
     seed: int = 0

@@ -159,7 +159,7 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
 
 
 def uses_xla(strategy, model, train: run_config.TrainConfig) -> bool:
-    """Whether the step is compiled by XLA: `train.jit_compile` "on", or "auto" when XLA can
+    """Whether the step is compiled by XLA: `train.jit_compile` "on", or "auto" where XLA can
     compile it (one replica per worker, since XLA cannot compile the cross-replica sums of
     gradient clipping, and no layer, such as a `StringLookup`, that XLA cannot compile).
 
