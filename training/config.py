@@ -30,6 +30,9 @@ class TrainConfig(CheckedConfig):
     Args:
         steps: total optimizer steps of the run (a resumed run stops at the same total).
         batch_size: global batch size, split evenly across replicas.
+        accumulation_steps: each replica's batch is split into this many micro-batches whose
+            gradients are summed, one after the other, before one update: the update of the
+            whole batch with the activation memory of a micro-batch.
         learning_rate: learning rate of the optimizer.
         optimizer: "adam", "sgd" or "rmsprop".
         clip_norm: global-norm gradient clipping; 0 disables it.
@@ -62,6 +65,7 @@ class TrainConfig(CheckedConfig):
 
     steps: int = at_least(1, 1000)
     batch_size: int = at_least(1, 64)
+    accumulation_steps: int = at_least(1, 1)
     learning_rate: float = above(0.0, 1e-3)
     optimizer: str = one_of(OPTIMIZERS, "adam")
     clip_norm: float = at_least(0.0, 1.0)

@@ -69,6 +69,12 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
             f"train.batch_size={config.train.batch_size} must be a multiple of the number of "
             f"replicas ({replicas}) so every replica gets the same batch size."
         )
+    if config.train.batch_size % (replicas * config.train.accumulation_steps):
+        raise ValueError(
+            f"train.batch_size={config.train.batch_size} must be a multiple of the number of "
+            f"replicas ({replicas}) times train.accumulation_steps "
+            f"({config.train.accumulation_steps}) so every micro-batch has the same size."
+        )
     run = RunDirectory(run_dir)
     chief = is_chief(strategy)
     if chief and (fresh or run.latest_checkpoint() is None):

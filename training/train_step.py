@@ -50,7 +50,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     plus `model.losses` divided by the number of replicas, so that the gradients summed across
     replicas equal the gradient of the global-batch mean on one device. A step makes one update
     per loss `task.update_losses` yields (one, from `compute_loss`, unless the task trains in
-    chunks, as truncated backpropagation through time does).
+    chunks, as truncated backpropagation through time does). With `train.accumulation_steps`
+    above 1, the one update sums the gradients of that many micro-batches, computed in turn.
 
     One call runs up to `steps` steps, with one replica in a single `tf.function` (a graph
     loop), so the host neither dispatches nor waits on each step; the steps stop early after a
@@ -62,7 +63,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         task: the `Task` whose `compute_loss` gives per-example losses and metrics.
         model: the Keras model.
         optimizer: the Keras optimizer, built on `model.trainable_variables`.
-        train: loop settings; `batch_size` (global), `clip_norm` and `jit_compile` are used.
+        train: loop settings; `batch_size` (global), `accumulation_steps`, `clip_norm` and
+            `jit_compile` are used.
             A `LossScaleOptimizer` (see `make_optimizer`) scales the loss.
         step: optional integer variable incremented in the same graph as each update, so a
             checkpoint never pairs weights with the wrong step.
@@ -79,20 +81,31 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     global_batch_size = train.batch_size
     clip_norm = float(train.clip_norm)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    def update(compute_loss):
-        variables = model.trainable_variables
+    accumulation = train.accumulation_steps
+
+    def gradients(compute_loss, share):
+        """This replica's share of the step's loss, metrics and (scaled) gradients, from the
+        `share` of the batch `compute_loss` sees."""
         with tf.GradientTape() as tape:
             per_example_loss, per_example_metrics = compute_loss()
             # Summed in float32 under mixed precision too.
             loss = tf.nn.compute_average_loss(tf.cast(per_example_loss, tf.float32),
                                               global_batch_size=global_batch_size)
             if model.losses:
-                loss += tf.nn.scale_regularization_loss(
+                loss += share * tf.nn.scale_regularization_loss(
                     tf.add_n([tf.cast(value, tf.float32) for value in model.losses]))
             # The loss scale optimizer divides the gradients by the same scale before updating
             # (and skips updates whose gradients overflowed).
             scaled_loss = optimizer.scale_loss(loss) if loss_scaling else loss
-        grads = tape.gradient(scaled_loss, variables)
+        metrics = {
+            name: tf.nn.compute_average_loss(
+                tf.cast(value, loss.dtype), global_batch_size=global_batch_size
+            )
+            for name, value in per_example_metrics.items()
+        }
+        return loss, metrics, tape.gradient(scaled_loss, model.trainable_variables)
+
+    def apply(grads):
         if clip_norm > 0:
             # The optimizer sums gradients across replicas itself, so the norm of the summed
             # gradient is found here and its clipping factor applied to the local parts.
@@ -104,16 +117,46 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
                 norm /= tf.cast(optimizer.dynamic_scale, norm.dtype)
             factor = clip_norm / tf.maximum(norm, clip_norm)
             grads = [None if g is None else g * factor for g in grads]
-        optimizer.apply_gradients(zip(grads, variables))
-        metrics = {
-            name: tf.nn.compute_average_loss(
-                tf.cast(value, loss.dtype), global_batch_size=global_batch_size
-            )
-            for name, value in per_example_metrics.items()
-        }
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    def update(compute_loss):
+        loss, metrics, grads = gradients(compute_loss, 1.0)
+        apply(grads)
+        return loss, metrics
+
+    def accumulated_update(batch):
+        size = tf.shape(tf.nest.flatten(batch)[0])[0] // accumulation
+
+        def micro_batch(index):
+            part = tf.nest.map_structure(lambda t: t[index * size:(index + 1) * size], batch)
+            losses = list(task.update_losses(model, part, training=True))
+            if len(losses) != 1:
+                raise ValueError(
+                    f"train.accumulation_steps={accumulation} needs one update per step; task "
+                    f"{task.name!r} makes {len(losses)} (it trains in chunks): set "
+                    "train.accumulation_steps=1."
+                )
+            return gradients(losses[0], 1.0 / accumulation)
+
+        loss, metrics, grads = micro_batch(0)
+        # Sparse gradients (an Embedding's) are summed densely; variables without a gradient
+        # stay without one.
+        present = [g is not None for g in grads]
+        sums = [tf.convert_to_tensor(g) for g in grads if g is not None]
+        # A graph loop, so the micro-batches run one after the other, never all at once.
+        for index in tf.range(1, accumulation):
+            more_loss, more_metrics, more_grads = micro_batch(index)
+            loss += more_loss
+            metrics = tf.nest.map_structure(tf.add, metrics, more_metrics)
+            sums = [total + tf.convert_to_tensor(g)
+                    for total, g in zip(sums, [g for g in more_grads if g is not None])]
+        parts = iter(sums)
+        apply([next(parts) if has else None for has in present])
         return loss, metrics
 
     def replica_step(batch):
+        if accumulation > 1:
+            return accumulated_update(batch)
         # One update per loss the task yields (one, unless it trains in chunks); the step
         # reports their mean.
         results = [update(compute_loss)

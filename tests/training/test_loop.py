@@ -47,9 +47,11 @@ def _hand_step(x, y, w, b, l2, lr, clip_norm):
     return loss, np.mean(np.abs(err)), norm, [new_w, new_b]
 
 
-@pytest.mark.parametrize("clip_norm", [0.0, 0.5])
-def test_step_on_two_replicas_equals_one_device_and_hand_computation(clip_norm):
-    cfg = _config(optimizer="sgd", learning_rate=0.1, batch_size=8, clip_norm=clip_norm)
+@pytest.mark.parametrize("clip_norm, accumulation", [(0.0, 1), (0.5, 1), (0.5, 4)])
+def test_step_on_two_replicas_equals_one_device_and_hand_computation(clip_norm, accumulation):
+    # With accumulation 4, each replica's 4 examples go one by one through the model.
+    cfg = _config(optimizer="sgd", learning_rate=0.1, batch_size=8, clip_norm=clip_norm,
+                  accumulation_steps=accumulation)
     cfg.model.l2 = 0.05
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=(3, 1)).astype(np.float32), np.array([0.3], np.float32)]
@@ -170,6 +172,10 @@ def test_batch_size_must_split_evenly_across_replicas(tmp_path):
     cfg = _config(tmp_path, strategy="mirrored", batch_size=5)
     with pytest.raises(ValueError, match=r"batch_size=5 must be a multiple .* replicas \(2\)"):
         loop.train(cfg, tmp_path, progress=False)
+    cfg = _config(tmp_path, strategy="mirrored", batch_size=6, accumulation_steps=2)
+    with pytest.raises(ValueError, match=r"batch_size=6 must be a multiple of the number of "
+                                         r"replicas \(2\) times train.accumulation_steps \(2\)"):
+        loop.train(cfg, tmp_path, progress=False)
 
 
 def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
@@ -209,10 +215,12 @@ class _RaggedEmbeddingTask(toy_task.ToyTask):
         return keras.Model(inputs, outputs)
 
 
-def test_sparse_gradients_of_replicas_with_different_lengths():
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_sparse_gradients_of_replicas_with_different_lengths(accumulation):
     # Embedding gradients are IndexedSlices with one row per token; replicas that see different
-    # numbers of tokens cannot all-reduce them as they are.
-    cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0)
+    # numbers of tokens cannot all-reduce them as they are (nor, accumulated, add them up).
+    cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0,
+                  accumulation_steps=accumulation)
     strategy = make_strategy("mirrored")
     task = _RaggedEmbeddingTask(cfg.model, seed=0)
     task.prepare()
