@@ -117,7 +117,7 @@ def test_export_job_writes_the_trained_run_where_serving_reads(resources):
     assert serving_mounts == {export.CONTAINER_MODELS_DIR: "seqzoo-models"}
     assert all(m.get("readOnly") for m in serving["volumeMounts"])
     readiness = serving["readinessProbe"]["httpGet"]["path"]
-    assert readiness == f"/v1/models/{args.name}"
+    assert readiness == f"/v1/models/{args.name}/metadata"
 
 
 def test_serving_runs_compose_serving_with_probes_on_its_ports(resources):
