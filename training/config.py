@@ -18,6 +18,9 @@ from seqzoo.training.checked_config import CheckedConfig, above, at_least, one_o
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+JIT_COMPILE = ("auto", "on", "off")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+EARLY_STOPPING_MODES = ("max", "min")
 
 
 @dataclasses.dataclass
@@ -27,14 +30,34 @@ class TrainConfig(CheckedConfig):
     Args:
         steps: total optimizer steps of the run (a resumed run stops at the same total).
         batch_size: global batch size, split evenly across replicas.
+        accumulation_steps: each replica's batch is split into this many micro-batches whose
+            gradients are summed, one after the other, before one update: the update of the
+            whole batch with the activation memory of a micro-batch.
         learning_rate: learning rate of the optimizer.
         optimizer: "adam", "sgd" or "rmsprop".
         clip_norm: global-norm gradient clipping; 0 disables it.
         checkpoint_every: save a checkpoint every this many steps (and always on exit).
         keep_checkpoints: how many checkpoints to keep.
         eval_every: evaluate on the validation split every this many steps; 0 only at the end.
+        early_stopping_metric: a validation metric of the task (e.g. "accuracy"); when set,
+            the run stops once it has not improved for `early_stopping_patience` evaluations
+            in a row. "" (default) trains for `steps` steps.
+        early_stopping_mode: "max" when larger values of the metric are better, else "min".
+        early_stopping_patience: evaluations without improvement before stopping.
         log_every: write TensorBoard scalars and report progress every this many steps.
+        steps_per_execution: at most this many steps per call of the compiled step function.
+            A call also ends at every logging, checkpoint and evaluation step, so with the
+            default the host waits on the device once per logging window (where NaN losses are
+            caught, keeping the last good checkpoint).
+        jit_compile: compile the step with XLA: "on", "off" (default), or "auto" (on where XLA
+            can compile it: one replica per worker and no string ops in the model). Off by
+            default: on CPUs, XLA made the recurrent layers' train steps slower in
+            `bench recurrent`.
         strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
+        mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
+            (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
+            "mixed_bfloat16" (for TPUs and CPUs with bfloat16 units). Model outputs, softmax
+            and losses stay float32, and exports are float32.
         seed: seed of data generation, shuffling and weight initialisation.
     """
 
@@ -42,14 +65,21 @@ class TrainConfig(CheckedConfig):
 
     steps: int = at_least(1, 1000)
     batch_size: int = at_least(1, 64)
+    accumulation_steps: int = at_least(1, 1)
     learning_rate: float = above(0.0, 1e-3)
     optimizer: str = one_of(OPTIMIZERS, "adam")
     clip_norm: float = at_least(0.0, 1.0)
     checkpoint_every: int = at_least(1, 100)
     keep_checkpoints: int = at_least(1, 3)
     eval_every: int = at_least(0, 0)
+    early_stopping_metric: str = ""
+    early_stopping_mode: str = one_of(EARLY_STOPPING_MODES, "max")
+    early_stopping_patience: int = at_least(1, 3)
     log_every: int = at_least(1, 10)
+    steps_per_execution: int = at_least(1, 100)
+    jit_compile: str = one_of(JIT_COMPILE, "off")
     strategy: str = one_of(STRATEGIES, "auto")
+    mixed_precision: str = one_of(PRECISIONS, "float32")
     seed: int = 0
 
 

@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from seqzoo.training import config as run_config
 from seqzoo.training.checkpoints import Checkpoints
+from seqzoo.training.early_stopping import EarlyStopping
 from seqzoo.training.progress_display import ProgressDisplay, run_summary
 from seqzoo.training.run_directory import RunDirectory
 from seqzoo.training.strategy import check_workers_agree, is_chief, make_strategy, worker_id
 from seqzoo.training.tasks import build_task
-from seqzoo.training.train_step import make_optimizer, make_train_step
+from seqzoo.training.train_step import make_optimizer, make_train_step, precision_policy
 from seqzoo.training.training_log import TrainingLog
 
 
@@ -67,6 +68,12 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
         raise ValueError(
             f"train.batch_size={config.train.batch_size} must be a multiple of the number of "
             f"replicas ({replicas}) so every replica gets the same batch size."
+        )
+    if config.train.batch_size % (replicas * config.train.accumulation_steps):
+        raise ValueError(
+            f"train.batch_size={config.train.batch_size} must be a multiple of the number of "
+            f"replicas ({replicas}) times train.accumulation_steps "
+            f"({config.train.accumulation_steps}) so every micro-batch has the same size."
         )
     run = RunDirectory(run_dir)
     chief = is_chief(strategy)
@@ -133,7 +140,7 @@ def _prepare(strategy, config, run, out, *, fresh):
     run's latest (unless `fresh`)."""
     task = build_task(config, out.path)
     task.prepare()
-    with strategy.scope():
+    with strategy.scope(), precision_policy(config.train.mixed_precision):
         model = task.build_model()
         optimizer = make_optimizer(config.train)
         optimizer.build(model.trainable_variables)
@@ -153,7 +160,8 @@ def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
 
     Every step takes one batch per replica; the window means go to `log` every
     `train.log_every` steps, a checkpoint is saved every `train.checkpoint_every` steps and the
-    validation metrics are logged every `train.eval_every` steps (0: only at the end).
+    validation metrics are logged every `train.eval_every` steps (0: only at the end), where
+    `EarlyStopping` may end the run before `train.steps`.
 
     Raises:
         ValueError: the loss became NaN or infinite (the last good checkpoint is kept).
@@ -168,24 +176,44 @@ def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
             start * context.num_replicas_in_sync // context.num_input_pipelines)
     ))
     train_step = make_train_step(strategy, task, model, optimizer, train, checkpoints.step)
-    for current in range(start + 1, train.steps + 1):
+    early_stopping = EarlyStopping(train)
+    current = start
+    while current < train.steps:
         started = time.perf_counter()
-        loss, metrics = train_step(batches)
+        loss, metrics = train_step(batches, _steps_to_next_stop(current, train))
         loss = float(loss)
+        # The step function stops after a non-finite loss, so the step variable names it.
+        done, current = checkpoints.current_step - current, checkpoints.current_step
         if not math.isfinite(loss):
             raise ValueError(
                 f"The loss became {loss} at step {current}; the run was stopped and the last "
                 f"good checkpoint (step {checkpoints.saved_step or 0}) kept. Lower "
                 "train.learning_rate, set train.clip_norm, or check the data."
             )
-        log.add_step(loss, metrics, time.perf_counter() - started)
+        log.add_step(loss, metrics, time.perf_counter() - started, steps=done)
         if current % train.log_every == 0 or current == train.steps:
             log.write_window(current, learning_rate=float(np.asarray(optimizer.learning_rate)))
         if current % train.checkpoint_every == 0:
             checkpoints.save()
         if train.eval_every and current % train.eval_every == 0 and current < train.steps:
-            log.write_validation(current, task.evaluate(model))
+            metrics = task.evaluate(model)
+            log.write_validation(current, metrics)
+            if early_stopping.should_stop(metrics, current):
+                print(f"Stopping early at step {current}: validation "
+                      f"{train.early_stopping_metric} has not improved for "
+                      f"{train.early_stopping_patience} evaluations (best at step "
+                      f"{early_stopping.best_step}).", flush=True)
+                break
     checkpoints.save()
+
+
+def _steps_to_next_stop(current: int, train) -> int:
+    """Steps from `current` to the next step that logs, saves, evaluates or ends the run,
+    at most `train.steps_per_execution`."""
+    periods = [train.log_every, train.checkpoint_every] + (
+        [train.eval_every] if train.eval_every else [])
+    return min([train.steps_per_execution, train.steps - current]
+               + [period - current % period for period in periods])
 
 
 def _report_interrupt(checkpoints: Checkpoints, run: RunDirectory) -> None:

@@ -27,7 +27,10 @@ from seqzoo.training import config as run_config
 
 # What a resumed run may change: how long and how it runs, not what it trains on or how.
 RESUMABLE_SETTINGS = ("train.steps", "train.strategy", "train.checkpoint_every",
-                      "train.keep_checkpoints", "train.eval_every", "train.log_every")
+                      "train.keep_checkpoints", "train.eval_every", "train.log_every",
+                      "train.steps_per_execution", "train.jit_compile",
+                      "train.early_stopping_metric", "train.early_stopping_mode",
+                      "train.early_stopping_patience", "train.accumulation_steps")
 
 
 class RunDirectory:

@@ -33,11 +33,12 @@ class TrainingLog:
         self._steps = 0
         self._seconds = 0.0
 
-    def add_step(self, loss: float, metrics: dict, seconds: float) -> None:
-        """Adds one step's loss and metrics (scalars) and the time it took."""
+    def add_step(self, loss: float, metrics: dict, seconds: float, steps: int = 1) -> None:
+        """Adds the loss and metrics (scalars) of one step, or their means over `steps` steps
+        run together, and the time they took."""
         for name, value in {"loss": loss, **metrics}.items():
-            self._sums[name] = self._sums.get(name, 0.0) + float(value)
-        self._steps += 1
+            self._sums[name] = self._sums.get(name, 0.0) + steps * float(value)
+        self._steps += steps
         self._seconds += seconds
 
     def write_window(self, step: int, **extra: float) -> dict[str, float]:

@@ -140,6 +140,15 @@ def test_workers_form_one_multi_worker_cluster(services):
     assert len(run_dirs) == 1
 
 
+def test_workers_share_one_definition(services):
+    text = (REPO / "docker-compose.yml").read_text()
+    assert text.count("multi_worker_mirrored") == 1  # one command line, not one per worker
+    workers = [services[name] for name in services if name.startswith("worker")]
+    without_config = [{k: v for k, v in worker.items() if k != "environment"}
+                      for worker in workers]
+    assert all(worker == without_config[0] for worker in without_config)
+
+
 def test_containers_write_runs_and_models_as_the_host_user_only(services):
     lines = (REPO / "Dockerfile").read_text().splitlines()
     assert [line for line in lines if line.startswith("USER")] == ["USER 1000:1000"]

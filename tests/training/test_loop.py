@@ -47,9 +47,11 @@ def _hand_step(x, y, w, b, l2, lr, clip_norm):
     return loss, np.mean(np.abs(err)), norm, [new_w, new_b]
 
 
-@pytest.mark.parametrize("clip_norm", [0.0, 0.5])
-def test_step_on_two_replicas_equals_one_device_and_hand_computation(clip_norm):
-    cfg = _config(optimizer="sgd", learning_rate=0.1, batch_size=8, clip_norm=clip_norm)
+@pytest.mark.parametrize("clip_norm, accumulation", [(0.0, 1), (0.5, 1), (0.5, 4)])
+def test_step_on_two_replicas_equals_one_device_and_hand_computation(clip_norm, accumulation):
+    # With accumulation 4, each replica's 4 examples go one by one through the model.
+    cfg = _config(optimizer="sgd", learning_rate=0.1, batch_size=8, clip_norm=clip_norm,
+                  accumulation_steps=accumulation)
     cfg.model.l2 = 0.05
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=(3, 1)).astype(np.float32), np.array([0.3], np.float32)]
@@ -103,8 +105,10 @@ def test_train_learns_logs_and_restores(tmp_path):
     assert tags["val_mse"] == [50, 100, 150]
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    cfg = _config(tmp_path, steps=20, batch_size=4, checkpoint_every=2)
+@pytest.mark.parametrize("checkpoint_every", [2, 4])
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, checkpoint_every):
+    # With checkpoint_every=4 the NaN comes in the middle of a call of steps 5 to 8.
+    cfg = _config(tmp_path, steps=20, batch_size=4, checkpoint_every=checkpoint_every)
     cfg.model.nan_after_batches = 5
 
     with pytest.raises(ValueError, match=r"loss became nan at step 6.*checkpoint \(step 4\)"):
@@ -116,9 +120,61 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+def _scalars(run_dir):
+    values = {}
+    for event in tf.compat.v1.train.summary_iterator(glob.glob(str(run_dir / "logs" / "*"))[0]):
+        for value in event.summary.value:
+            values.setdefault(value.tag, []).append(
+                (event.step, float(tf.make_ndarray(value.tensor))))
+    return values
+
+
+def test_steps_per_execution_and_xla_train_as_one_step_per_call(tmp_path):
+    # Calls of several steps (ending at every log, checkpoint and evaluation step) and XLA
+    # give the run of one eager-dispatched step per call: same weights, logs and checkpoints.
+    runs = {}
+    for name, spe, jit in (("single", 1, "off"), ("multi", 5, "off"), ("xla", 5, "auto")):
+        run_dir = tmp_path / name
+        cfg = _config(run_dir, steps=13, batch_size=8, learning_rate=0.05, checkpoint_every=4,
+                      log_every=6, eval_every=9, keep_checkpoints=5, steps_per_execution=spe,
+                      jit_compile=jit)
+        cfg.model.weights_file = str(tmp_path / f"{name}.npz")
+        runs[name] = (loop.train(cfg, run_dir, progress=False), _scalars(run_dir),
+                      np.load(cfg.model.weights_file))
+        checkpoints = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
+        assert [int(path.rsplit("-", 1)[1]) for path in checkpoints.all_model_checkpoint_paths] \
+            == [4, 8, 12, 13]
+    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])  # the toy model
+    assert train_step.uses_xla(make_strategy("one_device"), dense, cfg.train)
+    single_metrics, single_scalars, single_weights = runs["single"]
+    assert [step for step, _ in single_scalars["loss"]] == [6, 12, 13]
+    assert [step for step, _ in single_scalars["val_mse"]] == [9, 13]
+    for metrics, scalars, weights in (runs["multi"], runs["xla"]):
+        assert metrics == pytest.approx(single_metrics, rel=1e-5)
+        for tag in ("loss", "mae", "val_mse"):
+            np.testing.assert_allclose(scalars[tag], single_scalars[tag], rtol=1e-5)
+        for key in single_weights.files:
+            np.testing.assert_allclose(weights[key], single_weights[key], rtol=1e-5, atol=1e-6)
+
+
+def test_xla_on_refuses_a_model_it_cannot_compile():
+    cfg = _config(jit_compile="on")
+    inputs = keras.Input((), dtype="string")
+    model = keras.Model(inputs, keras.layers.StringLookup(vocabulary=["a"])(inputs))
+    with pytest.raises(ValueError, match=r"jit_compile=on, but XLA cannot compile the model's "
+                                         r"StringLookup layer\(s\); set .* auto or off"):
+        train_step.uses_xla(make_strategy("one_device"), model, cfg.train)
+    cfg.train.jit_compile = "auto"
+    assert not train_step.uses_xla(make_strategy("one_device"), model, cfg.train)
+
+
 def test_batch_size_must_split_evenly_across_replicas(tmp_path):
     cfg = _config(tmp_path, strategy="mirrored", batch_size=5)
     with pytest.raises(ValueError, match=r"batch_size=5 must be a multiple .* replicas \(2\)"):
+        loop.train(cfg, tmp_path, progress=False)
+    cfg = _config(tmp_path, strategy="mirrored", batch_size=6, accumulation_steps=2)
+    with pytest.raises(ValueError, match=r"batch_size=6 must be a multiple of the number of "
+                                         r"replicas \(2\) times train.accumulation_steps \(2\)"):
         loop.train(cfg, tmp_path, progress=False)
 
 
@@ -159,10 +215,12 @@ class _RaggedEmbeddingTask(toy_task.ToyTask):
         return keras.Model(inputs, outputs)
 
 
-def test_sparse_gradients_of_replicas_with_different_lengths():
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_sparse_gradients_of_replicas_with_different_lengths(accumulation):
     # Embedding gradients are IndexedSlices with one row per token; replicas that see different
-    # numbers of tokens cannot all-reduce them as they are.
-    cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0)
+    # numbers of tokens cannot all-reduce them as they are (nor, accumulated, add them up).
+    cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0,
+                  accumulation_steps=accumulation)
     strategy = make_strategy("mirrored")
     task = _RaggedEmbeddingTask(cfg.model, seed=0)
     task.prepare()

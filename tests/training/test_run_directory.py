@@ -136,7 +136,7 @@ def test_resumed_run_lists_other_settings_and_fresh_starts_over(tmp_path, capsys
 
 def test_stop_at_step_zero_saves_and_claims_nothing(tmp_path, capsys, monkeypatch):
     def interrupted_step(*args, **kwargs):
-        def step(iterator):
+        def step(iterator, steps=1):
             raise KeyboardInterrupt
         return step
 

@@ -67,7 +67,9 @@ class SentimentClassifier(keras.Model):
         encoder = BidirectionalEncoder(units, cell=cell, num_layers=num_layers,
                                        merge_mode=merge_mode, dropout=dropout, name="encoder")
         head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
-        head = keras.layers.Dense(len(class_names), activation="softmax", name="probabilities")
+        # Under a mixed precision policy the softmax still computes, and returns, float32.
+        head = keras.layers.Dense(len(class_names), activation="softmax", dtype="float32",
+                                  name="probabilities")
 
         # Functional model.
         text = keras.Input(shape=(), dtype="string", name="text")
