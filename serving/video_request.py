@@ -7,10 +7,9 @@ from __future__ import annotations
 import itertools
 import pathlib
 
+from seqzoo.zoo.image_formats import IMAGE_SUFFIXES, is_jpeg_or_png
+
 ENCODED_SIGNATURE = "encoded"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-# The first bytes of a PNG and of a JPEG file.
-IMAGE_MAGICS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 def frame_files(paths) -> list[pathlib.Path]:
@@ -38,7 +37,7 @@ def video_inputs(paths) -> dict:
 
     files = frame_files(paths)
     frames = [path.read_bytes() for path in files]
-    bad = [str(path) for path, data in zip(files, frames) if not data.startswith(IMAGE_MAGICS)]
+    bad = [str(path) for path, data in zip(files, frames) if not is_jpeg_or_png(data)]
     if bad:
         raise ValueError(f"--frames: not a PNG or JPEG image: {', '.join(bad)}.")
     encoded = np.empty((1, len(frames)), dtype=object)
