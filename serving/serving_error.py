@@ -29,6 +29,7 @@ _BY_HTTP_STATUS = {
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 # Lines of a TF runtime error that locate the failing node rather than say what failed.
 _TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces")
+_DECODING_NODE = "/decoding_input_"
 
 
 class ServingError(ValueError):
@@ -71,6 +72,9 @@ class ServingError(ValueError):
         # Stack frames and node locations are indented; the statement of the failure is not.
         useful = [line for line in lines
                   if line.strip() and not line[0].isspace() and not line.startswith(_TF_NOISE)]
+        # An image decoder's own error names no input; its node's scope does
+        # (zoo/image_preprocessing.py), so that node location stays, as TF Serving shows it.
+        useful += [line.strip() for line in lines if _DECODING_NODE in line][:1]
         return cls(code, " ".join(useful) or lines[0])
 
     def __str__(self) -> str:

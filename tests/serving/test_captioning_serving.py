@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from damaged_images import damaged_png
 from decoding_checks import as_text, assert_same_outputs
 from server_process import SEQZOO, ServerProcess
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -114,6 +115,9 @@ def test_server_answers_like_the_saved_model_over_rest_and_grpc(served, exported
      r"Input image accepts the bytes of JPEG or PNG files .* \[0\]"),
     ("nbest", {"image": [tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()[:30]]},
      r"Input image holds bytes that begin as a JPEG or PNG file but end before the image .* \[0\]"),
+    ("attention", {"image": [damaged_png(tf.io.encode_png(np.full((8, 8, 3), 7, np.uint8))
+                                         .numpy())]},
+     r"Invalid PNG data(.|\n)*decoding_input_image/"),
     ("pixels", {"pixels": np.full((1, 4, 4, 3), np.nan, np.float32)},
      r"Input pixels accepts RGB values in \[0, 255\]"),
 ])

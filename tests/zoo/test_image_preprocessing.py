@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from damaged_images import damaged_png
 
-from seqzoo.zoo.models.captioning.image_preprocessing import (
+from seqzoo.zoo.image_preprocessing import (
     check_pixels,
     decode_images,
     resize_image,
@@ -49,6 +50,8 @@ def test_resizing_shrinks_with_antialiasing():
     # They begin as PNG and JPEG files do, but are cut short or garbage after that.
     ([png(PIXELS), png(PIXELS)[:40], png(PIXELS), b"\xff\xd8\xff" + b"x" * 30],
      r"Input image holds bytes that begin as a JPEG or PNG file but end before the image .* \[1 3\]"),
+    # Complete, but damaged inside: only the decoder finds out, in a node named after the input.
+    ([png(PIXELS), damaged_png(png(PIXELS))], r"Invalid PNG data(.|\n)*decoding_input_image/"),
 ])
 def test_bad_bytes_fail_with_a_message_naming_the_input(batch, message):
     function = tf.function(lambda images: decode_images(images, 24),

@@ -57,7 +57,7 @@ class CaptionedImages:
 
 
 def _resized(pixels, image_size) -> np.ndarray:
-    from seqzoo.zoo.models.captioning.image_preprocessing import resize_image
+    from seqzoo.zoo.image_preprocessing import resize_image
 
     return np.clip(np.round(resize_image(pixels, image_size).numpy()), 0, 255).astype(np.uint8)
 

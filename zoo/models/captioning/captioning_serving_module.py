@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from seqzoo.zoo.models.captioning.image_preprocessing import check_pixels, decode_images
+from seqzoo.zoo.image_preprocessing import check_pixels, decode_images
 from seqzoo.zoo.models.text_generation_module import TextGenerationModule
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# The first bytes of every JPEG and PNG file.
-JPEG_MAGIC = b"\xff\xd8\xff"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from seqzoo.zoo.image_preprocessing import decode_each
 
 
 class FrameLabelingServingModule(tf.Module):
@@ -139,28 +137,19 @@ class FrameLabelingServingModule(tf.Module):
         shape = tf.shape(encoded_frames)
         valid = tf.reshape(tf.sequence_mask(lengths, shape[1]), [-1])
         flat = tf.reshape(encoded_frames, [-1])
-        is_image = tf.logical_or(tf.strings.substr(flat, 0, 3) == JPEG_MAGIC,
-                                 tf.strings.substr(flat, 0, 8) == PNG_MAGIC)
-        bad = tf.where(tf.logical_and(valid, tf.logical_not(is_image)))[:, 0]
+        kept = tf.where(valid)[:, 0]
         time = tf.cast(shape[1], tf.int64)
-        check = tf.debugging.Assert(
-            tf.equal(tf.size(bad), 0),
-            ["encoded_frames: every frame before its video's length must be a JPEG or PNG image; "
-             "these (video, frame) entries are not:",
-             tf.stack([bad // time, bad % time], axis=1)],
-            summarize=10)
 
-        def decode(item):
-            image, keep = item
-            return tf.cond(
-                keep,
-                lambda: self._fitted(tf.io.decode_image(image, channels=3,
-                                                        expand_animations=False)[None])[0],
-                lambda: tf.zeros([height, width, 3], tf.uint8))
+        def video_and_frame(indices):
+            flat_indices = tf.gather(kept, indices)
+            return tf.stack([flat_indices // time, flat_indices % time], axis=1)
 
-        with tf.control_dependencies([check]):
-            images = tf.map_fn(decode, (flat, valid),
-                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8))
+        decoded = decode_each(tf.gather(flat, kept), lambda image: self._fitted(image[None])[0],
+                              tf.TensorSpec([height, width, 3], tf.uint8), "encoded_frames",
+                              positions=video_and_frame, where="(video, frame) entries")
+        # Frames after a video's length stay black; the model masks them.
+        images = tf.scatter_nd(kept[:, None], decoded,
+                               tf.stack([tf.size(flat, out_type=tf.int64), height, width, 3]))
         return self._outputs({"frames": self._videos(images, shape)}, lengths)
 
     def _serve_features(self, features, lengths):

@@ -1,7 +1,8 @@
-"""Images into a captioner's input, in graph: encoded bytes or pixels, checked, resized.
+"""Images into a model's input, in graph: encoded bytes or pixels, checked, resized.
 
-Training data and serving signatures both go through `resize_image`, so a picture is seen the
-same way in both. Inputs users can get wrong fail with `InvalidArgumentError` (TF Serving's
+The captioner's training data and serving signatures both go through `resize_image`, so a
+picture is seen the same way in both; frame labelers decode their encoded frames here too.
+Inputs users can get wrong fail with `InvalidArgumentError` (TF Serving's
 INVALID_ARGUMENT, HTTP 400) and a message naming the input and what it accepts.
 """
 
@@ -42,46 +43,69 @@ def decode_images(images, image_size, name="image"):
         float32 `[batch, image_size, image_size, 3]`, values in [0, 255].
 
     Raises:
-        tf.errors.InvalidArgumentError (when run): an empty string, bytes that are neither
-        JPEG nor PNG, or a JPEG or PNG file cut short, with the positions of the bad elements
-        in the batch.
+        tf.errors.InvalidArgumentError (when run): see `decode_each`.
 
     Example:
         >>> png = tf.io.encode_png(tf.zeros([10, 20, 3], tf.uint8))
         >>> decode_images(tf.stack([png]), 32).shape
         TensorShape([1, 32, 32, 3])
     """
+    return decode_each(images, lambda pixels: resize_image(pixels, image_size),
+                       tf.TensorSpec([image_size, image_size, 3], tf.float32), name)
+
+
+def decode_each(images, fit, fitted_spec, name, positions=None, where="batch positions"):
+    """Checks a vector of JPEG or PNG bytes, then decodes each to RGB and passes it to `fit`.
+
+    Args:
+        images: string tensor `[n]` of encoded images.
+        fit: maps one decoded image, uint8 `[height, width, 3]`, to a tensor of `fitted_spec`.
+        fitted_spec: `tf.TensorSpec` of what `fit` returns.
+        name: the input's name in error messages.
+        positions: maps int64 indices into `images` to what the error reports for them (for
+            example `[video, frame]` pairs); by default the indices themselves.
+        where: what the reported positions are, for the error message.
+
+    Returns:
+        `[n, *fitted_spec.shape]` of `fitted_spec.dtype`.
+
+    Raises:
+        tf.errors.InvalidArgumentError (when run), naming the input and the bad positions: an
+        empty string, bytes that are neither JPEG nor PNG, or a JPEG or PNG file cut short.
+        Damage inside a complete file is found only by the decoder, whose error names its node;
+        that node is placed under `decoding_input_<name>` so the message still names the input.
+    """
     images = tf.convert_to_tensor(images, tf.string)
+    located = positions or (lambda indices: indices)
     empty = tf.equal(tf.strings.length(images), 0)
     images = _checked(images, tf.logical_not(tf.reduce_any(empty)),
                       f"Input {name} holds an empty string (expected the bytes of a JPEG or PNG "
-                      "file) at batch positions", tf.where(empty)[:, 0])
+                      f"file) at {where}", located(tf.where(empty)[:, 0]))
     known = tf.logical_or(tf.equal(tf.strings.substr(images, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE),
                           tf.equal(tf.strings.substr(images, 0, len(JPEG_SIGNATURE)),
                                    JPEG_SIGNATURE))
     images = _checked(images, tf.reduce_all(known),
                       f"Input {name} accepts the bytes of JPEG or PNG files (over REST base64 "
-                      "encoded in a b64 object); these batch positions hold something else",
-                      tf.where(tf.logical_not(known))[:, 0])
+                      f"encoded in a b64 object); these {where} hold something else",
+                      located(tf.where(tf.logical_not(known))[:, 0]))
 
     complete = _complete(images)
     images = _checked(images, tf.reduce_all(complete),
                       f"Input {name} holds bytes that begin as a JPEG or PNG file but end before "
-                      "the image does (a truncated or corrupt file?) at batch positions",
-                      tf.where(tf.logical_not(complete))[:, 0])
+                      f"the image does (a truncated or corrupt file?) at {where}",
+                      located(tf.where(tf.logical_not(complete))[:, 0]))
 
     def decode_one(encoded):
-        pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return resize_image(pixels, image_size)
+        with tf.name_scope(f"decoding_input_{name}"):
+            pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return fit(pixels)
 
-    return tf.map_fn(decode_one, images,
-                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+    return tf.map_fn(decode_one, images, fn_output_signature=fitted_spec)
 
 
 def _complete(images):
     """Whether the bytes of each JPEG or PNG file run to the end of its image, so that a file cut
     short (or garbage after the first bytes) is told from one the decoder reads: bool `[batch]`.
-    (A decoder's own error names no input; damage inside a complete file still meets it.)
 
     A PNG file must hold its IEND chunk. A JPEG file's marker segments are followed, each by its
     length, from the start of the file to the first start of scan, past the metadata (whose
