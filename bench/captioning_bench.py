@@ -60,8 +60,10 @@ def quality_table(root, steps, extra, quick):
     for label, key in rows:
         print(f"{label:<28} {attended[key]:>10.3f} {baseline[key]:>10.3f} "
               f"{attended[key] - baseline[key]:>11.3f}")
-    print(f"{'BLEU-4':<28} {attended['bleu']:>10.2f} {baseline['bleu']:>10.2f} "
-          f"{attended['bleu'] - baseline['bleu']:>11.2f}")
+    for label, key in (("BLEU-4", "bleu"), ("BLEU-4, 3+ objects", "bleu_objects_3plus")):
+        if key in attended:
+            print(f"{label:<28} {attended[key]:>10.2f} {baseline[key]:>10.2f} "
+                  f"{attended[key] - baseline[key]:>11.2f}")
     print(f"{'training minutes':<28} {attended_time / 60:>10.2f} {baseline_time / 60:>10.2f} "
           f"{attended_time / baseline_time:>10.2f}x")
     return root / "bahdanau"

@@ -260,6 +260,9 @@ class CaptioningTask(Task):
             if long.any():
                 metrics[f"exact_match_objects_{LONG_CAPTION_OBJECTS}plus"] = float(
                     exact[long].mean())
+                metrics[f"bleu_objects_{LONG_CAPTION_OBJECTS}plus"] = self.score(
+                    [greedy[i] for i in np.flatnonzero(long)],
+                    [data.captions[i] for i in np.flatnonzero(long)])["bleu"]
         if self.config.eval_beam:
             beam = self.score(self.caption(model, data.images, "beam"), data.captions)
             metrics.update({f"beam_{name}": value for name, value in beam.items()})
