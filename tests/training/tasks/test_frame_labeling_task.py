@@ -49,6 +49,18 @@ def test_learns_motion_labels_and_segments(trained):
     assert task.evaluate(model) == pytest.approx(metrics, abs=1e-6)
 
 
+def test_a_per_frame_classifier_with_the_same_budget_stays_near_chance(trained, tmp_path):
+    # No single frame shows its motion: without recurrence (model.temporal=none) the same 250
+    # steps stay near the 1/7 of guessing, far below the bidirectional model (bench
+    # frame_labeling compares the three models at the default budget).
+    _, metrics = trained
+    config = run_directory.configure("frame_labeling", tmp_path, overrides=LEARNING_OVERRIDES + [
+        "model.temporal=none"])
+    per_frame = loop.train(config, tmp_path, progress=False)
+    assert per_frame["accuracy"] <= 0.35, per_frame
+    assert metrics["accuracy"] >= per_frame["accuracy"] + 0.25, (metrics, per_frame)
+
+
 def test_timeline_command_draws_a_held_out_video(trained, tmp_path):
     run_dir, _ = trained
     task, model = run_directory.restore(run_dir)
