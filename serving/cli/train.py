@@ -6,7 +6,14 @@ import argparse
 
 from seqzoo.training.config import STRATEGIES, TrainConfig
 from seqzoo.training.data.sources import check_source
-from seqzoo.training.tasks import SUMMARIES, TASKS, check_task_name
+from seqzoo.training.tasks import SUMMARIES, TASKS, TRAIN_DEFAULTS, check_task_name
+
+
+def _task_defaults(setting: str, default) -> str:
+    """`default`, and the tasks that set `setting` otherwise, for the help."""
+    own = [f"{task} {values[setting]}" for task, values in TRAIN_DEFAULTS.items()
+           if setting in values]
+    return f"{default}; {', '.join(own)}" if own else f"{default}"
 
 
 def register(subparsers) -> None:
@@ -35,9 +42,11 @@ def register(subparsers) -> None:
                         "multi_worker_mirrored when TF_CONFIG names several workers, mirrored "
                         "on several GPUs, else one_device)")
     parser.add_argument("--steps", type=int,
-                        help=f"total optimizer steps of the run (default: {defaults.steps})")
+                        help="total optimizer steps of the run (default: "
+                        f"{_task_defaults('steps', defaults.steps)})")
     parser.add_argument("--batch-size", type=int,
-                        help=f"global batch size (default: {defaults.batch_size})")
+                        help="global batch size (default: "
+                        f"{_task_defaults('batch_size', defaults.batch_size)})")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
                         default=[], help="override a setting, e.g. --set model.units=64")

@@ -17,6 +17,7 @@ import pytest
 from seqzoo.serving.cli import COMMANDS, build_parser
 from seqzoo.serving.cli import main as seqzoo
 from seqzoo.training import config as run_config
+from seqzoo.training import run_directory
 from seqzoo.training.tasks import SUMMARIES, TASKS
 
 SEQZOO = os.path.join(os.path.dirname(sys.executable), "seqzoo")
@@ -63,7 +64,13 @@ def test_train_help_lists_every_task_with_a_line_and_shows_defaults():
         assert re.search(rf"^  {name} +{re.escape(SUMMARIES[name])}$", result.stdout,
                          re.MULTILINE), name
     defaults = run_config.TrainConfig()
-    assert f"(default: {defaults.steps})" in result.stdout
+    # Argparse wraps help lines; the tasks' own budgets are those their runs start with.
+    text = " ".join(result.stdout.split())
+    captioning, frames = (run_directory.configure(task).train
+                          for task in ("captioning", "frame_labeling"))
+    assert (f"(default: {defaults.steps}; captioning {captioning.steps}, frame_labeling "
+            f"{frames.steps})") in text
+    assert f"(default: {defaults.batch_size}; frame_labeling {frames.batch_size})" in text
     assert f"(default: {defaults.strategy}:" in result.stdout
     assert "1950-2049" in result.stdout
 

@@ -2,7 +2,8 @@
 
 Entries are "module:Class" strings, imported on first use, so that importing the registry stays
 cheap and one family's dependencies never load for another. `SUMMARIES` gives each task the line
-`seqzoo train --help` lists it with (what it learns and its built-in datasets).
+`seqzoo train --help` lists it with (what it learns and its built-in datasets); `TRAIN_DEFAULTS`
+the training settings a task sets over `TrainConfig`'s (its budget), which the help shows too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ SUMMARIES: dict[str, str] = {
     "captioning": "image -> caption (one to many) with visual attention; builtin: shape pictures",
     "frame_labeling": "video -> a label per frame (synced many to many) with segment metrics; "
                       "builtin: moving-square videos",
+}
+
+# Each task class takes these as its `train_defaults`.
+TRAIN_DEFAULTS: dict[str, dict] = {
+    "captioning": {"steps": 3000, "learning_rate": 3e-3},
+    "frame_labeling": {"steps": 1500, "batch_size": 32, "learning_rate": 0.005},
 }
 
 

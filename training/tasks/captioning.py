@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from seqzoo.training.checked_config import CheckedConfig, at_least, one_of, positive_sizes, rate
 from seqzoo.training.data.captioned_images import load_captioned_images
+from seqzoo.training.tasks import TRAIN_DEFAULTS
 from seqzoo.training.tasks.base import Task
 from seqzoo.training.tasks.token_loss import token_loss
 from seqzoo.zoo.layers.attention_decoder import ATTENTIONS
@@ -122,7 +123,7 @@ class CaptioningTask(Task):
     Config = CaptioningConfig
     # Measured on 2 CPU cores: the default model reaches >= 95% exact captions on the built-in
     # pictures in this budget (README, `python -m bench captioning`).
-    train_defaults = {"steps": 3000, "learning_rate": 3e-3}
+    train_defaults = TRAIN_DEFAULTS["captioning"]
     tiny_run = ("train.steps=2", "train.batch_size=8", "model.image_size=32",
                 "model.filters=[4, 8]", "model.feature_dim=8", "model.units=8",
                 "model.embedding_dim=8", "model.num_train=40", "model.num_validation=4",

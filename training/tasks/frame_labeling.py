@@ -12,6 +12,7 @@ from seqzoo.training.checked_config import (
 )
 from seqzoo.training.data import frame_labeling_builtin
 from seqzoo.training.data.sources import parse_source
+from seqzoo.training.tasks import TRAIN_DEFAULTS
 from seqzoo.training.tasks.base import Task
 from seqzoo.zoo.layers.bidirectional_encoder import MERGE_MODES
 from seqzoo.zoo.layers.recurrent_cells import CELLS
@@ -108,7 +109,7 @@ class FrameLabelingTask(Task):
 
     name = "frame_labeling"
     Config = FrameLabelingConfig
-    train_defaults = {"steps": 1500, "batch_size": 32, "learning_rate": 0.005}
+    train_defaults = TRAIN_DEFAULTS["frame_labeling"]
     tiny_run = ("train.steps=2", "train.batch_size=4", "model.num_train=8",
                 "model.num_validation=4", "model.min_frames=6", "model.max_frames=10",
                 "model.frame_size=16", "model.units=4", "model.embedding_dim=4",
