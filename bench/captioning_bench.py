@@ -28,20 +28,20 @@ import time
 
 import tensorflow as tf
 
-from bench.timing import decoder_rates, print_decoder_rates
+from bench.timing import decoder_rates, print_decoder_rates, train_quietly
 
 QUICK_SETTINGS = ["model.num_train=100", "model.num_validation=20", "model.eval_beam=false"]
 
 
 def _train(run_dir, attention, steps, extra):
-    from seqzoo.training import loop, run_directory
+    from seqzoo.training import run_directory
 
     overrides = [f"model.attention={attention}", "train.checkpoint_every=100000", *extra]
     if steps:
         overrides.append(f"train.steps={steps}")
     config = run_directory.configure("captioning", run_dir, overrides=overrides)
     started = time.perf_counter()
-    metrics = loop.train(config, run_dir, progress=False)
+    metrics = train_quietly(config, run_dir)
     return metrics, time.perf_counter() - started, config.train.steps
 
 

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bench.timing import interleaved_rates
+from bench.timing import interleaved_rates, train_quietly
 
 MODELS = ("bidirectional", "unidirectional", "none")
 QUICK_OVERRIDES = ["model.num_train=16", "model.num_validation=8", "model.min_frames=10",
@@ -47,7 +47,7 @@ def _boundary_accuracy(predicted, truths):
 
 
 def quality_table(root, steps, quick):
-    from seqzoo.training import loop, run_directory
+    from seqzoo.training import run_directory
 
     rows = {}
     for temporal in MODELS:
@@ -59,7 +59,7 @@ def quality_table(root, steps, quick):
             overrides += QUICK_OVERRIDES
         config = run_directory.configure("frame_labeling", run_dir, overrides=overrides)
         started = time.perf_counter()
-        metrics = loop.train(config, run_dir, progress=False)
+        metrics = train_quietly(config, run_dir)
         seconds = time.perf_counter() - started
         task, model = run_directory.restore(run_dir)
         starts, inner = _boundary_accuracy(task.predict_labels(model, "validation"),

@@ -1,12 +1,24 @@
-"""Timing helpers shared by the benches: fair side-by-side rates, and the serving throughput of
-models that write text (greedy against beam search, in process against the model server)."""
+"""Helpers shared by the benches: training a run without its messages, fair side-by-side rates,
+and the serving throughput of models that write text (greedy against beam search, in process
+against the model server)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pathlib
 import time
 
 DECODERS = (("greedy", "greedy"), ("beam 4", "serving_default"))
+
+
+def train_quietly(config, run_dir) -> dict:
+    """`loop.train` without progress lines or its end-of-run summary (which would land in the
+    middle of a bench's tables); returns the final validation metrics."""
+    from seqzoo.training import loop
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return loop.train(config, run_dir, progress=False)
 
 
 def interleaved_rates(calls: dict, batches: list, rounds: int, count=len) -> dict:

@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from bench.timing import decoder_rates, print_decoder_rates
+from bench.timing import decoder_rates, print_decoder_rates, train_quietly
 
 LENGTH_BUCKETS = ((20, 26), (27, 33), (34, 40))
 
@@ -35,14 +35,14 @@ QUICK_OVERRIDES = ["model.num_train=1000", "model.num_validation=40", "model.uni
 
 
 def _train(run_dir, data, steps, extra, quick):
-    from seqzoo.training import loop, run_directory
+    from seqzoo.training import run_directory
 
     overrides = [f"data={data}", f"train.steps={steps}", "train.learning_rate=0.004",
                  "train.checkpoint_every=100000", "model.embedding_dim=32",
                  "model.num_train=20000", "model.num_validation=200", "model.eval_beam=false",
                  *extra, *(QUICK_OVERRIDES if quick else [])]
     config = run_directory.configure("translation", run_dir, overrides=overrides)
-    return loop.train(config, run_dir, progress=False)
+    return train_quietly(config, run_dir)
 
 
 def throughput_table(root, steps, batch_size, rounds, quick):
