@@ -80,9 +80,16 @@ def run_demo(
         # Training with fresh=True removes the run's own files only, never others in run_dir.
         (run_dir / _EXPORT_RECORD).unlink(missing_ok=True)
 
+    # The steps a run needs to be reused: the task's, or the user's --set train.steps.
+    wanted = configure("sentiment", overrides=overrides).train.steps
     step = None if retrain else _trained_step(run_dir)
-    if step is None:
-        cfg = configure("sentiment", run_dir, overrides=overrides, fresh=retrain)
+    # The run's own settings, checked against the user's --set (a refusal names --retrain).
+    cfg = configure("sentiment", run_dir, overrides=[*(overrides or []), f"train.steps={wanted}"],
+                    fresh=retrain, fresh_flag="--retrain")
+    if step is None or step < wanted:
+        if step is not None:
+            out(f"The run in {run_dir} ended at step {step}, short of the demo's {wanted}; "
+                "training it on from there.")
         out(f"Training the sentiment model for {cfg.train.steps} steps into {run_dir} ...")
         started = time.perf_counter()
         train(cfg, run_dir, fresh=retrain)

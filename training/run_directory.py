@@ -109,7 +109,8 @@ class RunDirectory:
 
 
 def configure(task: str | None, run_dir=None, *, config_file=None,
-              overrides: list[str] | None = None, fresh: bool = False) -> run_config.RunConfig:
+              overrides: list[str] | None = None, fresh: bool = False,
+              fresh_flag: str = "--fresh") -> run_config.RunConfig:
     """Resolves the settings of a run: defaults < the run's saved settings < `config_file` <
     `overrides`.
 
@@ -122,6 +123,7 @@ def configure(task: str | None, run_dir=None, *, config_file=None,
         config_file: optional YAML file with `task`, `data`, `train` and `model` sections.
         overrides: `key=value` strings, e.g. `["train.steps=100", "model.units=8"]`.
         fresh: ignore the run `run_dir` holds (training with `fresh=True` deletes it).
+        fresh_flag: the caller's flag for `fresh`, named in the error messages.
 
     Returns:
         The resolved `RunConfig`.
@@ -138,7 +140,7 @@ def configure(task: str | None, run_dir=None, *, config_file=None,
     saved = None if run_dir is None or fresh else RunDirectory(run_dir).saved_settings()
     if saved is None:
         return run_config.resolve(task=task, config_file=config_file, overrides=overrides)
-    fresh_hint = "pass --fresh to delete it and start over, or train into another --run-dir"
+    fresh_hint = f"pass {fresh_flag} to delete it and start over, or train into another --run-dir"
     if task is not None and saved.get("task") != task:
         raise ValueError(
             f"Run directory {str(run_dir)!r} holds a {saved.get('task')!r} run, not {task!r}; "

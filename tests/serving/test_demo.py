@@ -82,3 +82,36 @@ def test_retrain_trains_afresh_and_leaves_the_users_files(tmp_path, monkeypatch)
     with pytest.raises(Stop):
         demo.run_demo(run_dir, tmp_path / "models", retrain=True, out=lambda line: None)
     assert started == [(run_dir, True, ["notes.txt"])]
+
+
+def test_a_run_short_of_the_demos_steps_is_trained_on_and_refusals_name_retrain(tmp_path,
+                                                                                monkeypatch):
+    """A finished run with fewer steps than the demo's (say a user's `seqzoo train sentiment
+    --steps 5`) is not served as it is: it resumes to the demo's steps. A run trained with other
+    settings than the user's --set is refused with the demo's own flag to start over."""
+    from seqzoo.serving import demo
+    from seqzoo.training import loop, run_directory
+
+    lines, started = [], []
+
+    class Stop(Exception):
+        pass
+
+    def train(config, path, fresh=False, **kwargs):
+        started.append((config.train.steps, fresh))
+        raise Stop
+
+    monkeypatch.setattr(loop, "train", train)
+    monkeypatch.setattr(demo, "_trained_step", lambda run_dir: 5)
+    with pytest.raises(Stop):
+        demo.run_demo(tmp_path / "run", tmp_path / "models", overrides=["train.steps=8"],
+                      out=lines.append)
+    assert lines[0] == (f"The run in {tmp_path / 'run'} ended at step 5, short of the demo's 8; "
+                        "training it on from there.")
+    assert started == [(8, False)]
+
+    saved = run_directory.configure("sentiment", overrides=["model.units=4"]).to_dict()
+    monkeypatch.setattr(run_directory.RunDirectory, "saved_settings", lambda self: saved)
+    with pytest.raises(ValueError, match=r"model.units 4 -> 8\).*pass --retrain to delete it"):
+        demo.run_demo(tmp_path / "run", tmp_path / "models", overrides=["model.units=8"],
+                      out=lines.append)
