@@ -100,7 +100,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
     keras.utils.set_random_seed(config.train.seed)
     out.save_config(config)
     try:
-        task, model, optimizer, checkpoints = _prepare(strategy, config, run, out, fresh=fresh)
+        task, model, optimizer, checkpoints, early_stopping = _prepare(
+            strategy, config, run, out, fresh=fresh)
     except KeyboardInterrupt:
         print("Interrupted before training started; no checkpoint was written.", flush=True)
         raise
@@ -112,7 +113,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
     with _sigterm_as_interrupt(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
         try:
             with display or contextlib.nullcontext():
-                run_steps(strategy, task, model, optimizer, checkpoints, log, config.train)
+                run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log,
+                          config.train)
         except KeyboardInterrupt:
             _report_interrupt(checkpoints, run)
             raise
@@ -136,8 +138,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
 
 
 def _prepare(strategy, config, run, out, *, fresh):
-    """The prepared task, its model and optimizer, and their checkpoints restored to the
-    run's latest (unless `fresh`)."""
+    """The prepared task, its model and optimizer, their checkpoints and the run's early
+    stopping, restored to the run's latest checkpoint (unless `fresh`)."""
     task = build_task(config, out.path)
     task.prepare()
     with strategy.scope(), precision_policy(config.train.mixed_precision):
@@ -145,23 +147,25 @@ def _prepare(strategy, config, run, out, *, fresh):
         optimizer = make_optimizer(config.train)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    early_stopping = EarlyStopping(config.train)
     checkpoints = Checkpoints(model, optimizer, step, out.checkpoints_dir,
-                              keep=config.train.keep_checkpoints)
+                              keep=config.train.keep_checkpoints,
+                              state={"early_stopping": early_stopping})
     # Every worker resumes from the chief's checkpoints (run_dir is shared storage in a cluster).
     resumed = None if fresh else checkpoints.restore_latest(run.checkpoints_dir)
     check_workers_agree(strategy, checkpoints.current_step)
     if resumed is not None:
         print(f"Resuming from step {checkpoints.current_step} ({resumed}).", flush=True)
-    return task, model, optimizer, checkpoints
+    return task, model, optimizer, checkpoints, early_stopping
 
 
-def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
+def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log, train):
     """Trains from the restored step up to `train.steps`, then saves a checkpoint.
 
     Every step takes one batch per replica; the window means go to `log` every
     `train.log_every` steps, a checkpoint is saved every `train.checkpoint_every` steps and the
     validation metrics are logged every `train.eval_every` steps (0: only at the end), where
-    `EarlyStopping` may end the run before `train.steps`.
+    `early_stopping` may end the run before `train.steps`.
 
     Raises:
         ValueError: the loss became NaN or infinite (the last good checkpoint is kept).
@@ -176,7 +180,6 @@ def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
             start * context.num_replicas_in_sync // context.num_input_pipelines)
     ))
     train_step = make_train_step(strategy, task, model, optimizer, train, checkpoints.step)
-    early_stopping = EarlyStopping(train)
     current = start
     while current < train.steps:
         started = time.perf_counter()
