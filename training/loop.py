@@ -25,6 +25,7 @@ from seqzoo.training import config as run_config
 from seqzoo.training.checkpoints import Checkpoints
 from seqzoo.training.early_stopping import EarlyStopping
 from seqzoo.training.progress_display import ProgressDisplay, run_summary
+from seqzoo.training.recurrent_kernels import kernel_report
 from seqzoo.training.run_directory import RunDirectory
 from seqzoo.training.strategy import check_workers_agree, is_chief, make_strategy, worker_id
 from seqzoo.training.tasks import build_task
@@ -106,6 +107,9 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
         print("Interrupted before training started; no checkpoint was written.", flush=True)
         raise
     step = checkpoints.current_step
+    report = kernel_report(model, len(tf.config.list_logical_devices("GPU")))
+    if chief and report:
+        print(report, flush=True)
     if chief and step >= config.train.steps:
         print(f"The run already reached train.steps={config.train.steps}; evaluating its "
               "checkpoint (--steps N trains it further).", flush=True)
