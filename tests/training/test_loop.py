@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import toy_task
-from first_step import first_step
+from first_step import first_step, prepared_step
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory, train_step
 from seqzoo.training.strategy import make_strategy
@@ -221,17 +221,9 @@ def test_sparse_gradients_of_replicas_with_different_lengths(accumulation):
     # numbers of tokens cannot all-reduce them as they are (nor, accumulated, add them up).
     cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0,
                   accumulation_steps=accumulation)
-    strategy = make_strategy("mirrored")
-    task = _RaggedEmbeddingTask(cfg.model, seed=0)
-    task.prepare()
-    with strategy.scope():
-        model = task.build_model()
-        optimizer = train_step.make_optimizer(cfg.train)
-        optimizer.build(model.trainable_variables)
+    model, _, step, iterator = prepared_step(make_strategy("mirrored"),
+                                             _RaggedEmbeddingTask(cfg.model, seed=0), cfg.train)
     before = model.get_weights()[0].copy()
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(8, ctx))
-    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
-    iterator = iter(dataset)
     losses = [float(step(iterator)[0]) for _ in range(3)]
     assert all(np.isfinite(losses))
     assert not np.allclose(model.get_weights()[0], before)
@@ -265,18 +257,10 @@ def test_several_steps_per_call_on_two_replicas_equal_one_device_steps():
     weights = None
     results = {}
     for name, calls in (("mirrored", [4]), ("one_device", [1, 1, 1, 1])):
-        strategy = make_strategy(name)
-        task = _VaryingLengthEmbeddingTask(cfg.model, seed=0)
-        task.prepare()
-        with strategy.scope():
-            model = task.build_model()
-            optimizer = train_step.make_optimizer(cfg.train)
-            optimizer.build(model.trainable_variables)
+        model, _, step, iterator = prepared_step(
+            make_strategy(name), _VaryingLengthEmbeddingTask(cfg.model, seed=0), cfg.train,
+            weights)
         weights = weights or model.get_weights()
-        model.set_weights(weights)
-        iterator = iter(strategy.distribute_datasets_from_function(
-            lambda ctx: task.train_dataset(8, ctx)))
-        step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
         losses = [float(step(iterator, count)[0]) for count in calls]
         results[name] = np.mean(losses), model.get_weights()
     assert results["mirrored"][0] == pytest.approx(results["one_device"][0], rel=1e-5)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import toy_task
-from first_step import first_step
+from first_step import first_step, prepared_step
 from seqzoo.training import run_directory, train_step
 from seqzoo.training.strategy import make_strategy
 
@@ -102,18 +102,12 @@ def test_float16_replicas_skip_an_overflowing_step_together():
         "train.optimizer=sgd", "train.batch_size=8", "train.clip_norm=0",
         "train.mixed_precision=mixed_float16", "model.noise=0"])
     weights = [toy_task.TRUE_WEIGHTS[:, None] + 0.01, np.array([toy_task.TRUE_BIAS], np.float32)]
-    task = _OneReplicaOverflowsTask(cfg.model, seed=0)
+    strategy = make_strategy("mirrored")
     with train_step.precision_policy("mixed_float16"):
-        strategy = make_strategy("mirrored")
-        task.prepare()
-        with strategy.scope():
-            model = task.build_model()
-            optimizer = train_step.make_optimizer(cfg.train)
-            optimizer.build(model.trainable_variables)
-    model.set_weights(weights)
+        model, optimizer, step, iterator = prepared_step(
+            strategy, _OneReplicaOverflowsTask(cfg.model, seed=0), cfg.train, weights)
     scale = float(optimizer.dynamic_scale.numpy())
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(8, ctx))
-    train_step.make_train_step(strategy, task, model, optimizer, cfg.train)(iter(dataset))
+    step(iterator)
 
     for replica_weights in zip(*(strategy.experimental_local_results(v) for v in model.weights)):
         for got, want in zip(replica_weights, weights):
