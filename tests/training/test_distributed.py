@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ import toy_task
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory
 from seqzoo.training.strategy import is_chief, make_strategy
+from seqzoo.training.worker_group import WorkerGroup
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Seconds without an answer before the workers of a test take a worker as dead.
@@ -52,6 +54,37 @@ def test_multi_worker_needs_a_well_formed_tf_config(monkeypatch, tf_config, mess
         monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ValueError, match=message):
         make_strategy("multi_worker_mirrored")
+
+
+# What a collective fails with (TensorFlow 2.21) on the chief when worker 1 missed its heartbeats,
+# and on worker 1 when the chief's process is gone.
+HEARTBEATS_MISSED = (
+    "Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks "
+    "are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have "
+    "crashed.")
+PEER_GONE = (
+    "Collective ops is aborted by: Socket closed\nAdditional GRPC error information from remote "
+    "target /job:worker/replica:0/task:0 while calling /tensorflow.WorkerService/RecvBuf")
+
+
+@pytest.mark.parametrize("task_id, message, saved_step, expected", [
+    (0, HEARTBEATS_MISSED, 40, "worker 1 stopped responding; restart all workers to resume "
+                               "from step 40."),
+    (1, PEER_GONE, None, "worker 0 stopped responding; restart all workers to start over (no "
+                         "checkpoint was saved yet)."),
+    (1, "Socket closed", 40, "another worker stopped responding; restart all workers to resume "
+                             "from step 40."),
+])
+def test_a_lost_worker_is_named_with_the_step_to_resume_from(task_id, message, saved_step,
+                                                            expected):
+    resolver = SimpleNamespace(
+        cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}),
+        task_type="worker", task_id=task_id)
+    workers = WorkerGroup(SimpleNamespace(cluster_resolver=resolver))
+    error = tf.errors.UnavailableError(None, None, message)
+    assert isinstance(error, workers.failures)
+    assert str(workers.lost(error, saved_step)) == expected
+    assert WorkerGroup(make_strategy("one_device")).failures == ()
 
 
 def _free_ports(count):
