@@ -22,6 +22,8 @@ class Checkpoints:
         step: the integer step variable the train step increments, or None.
         directory: where `save` writes; None for a restore-only instance.
         keep: how many checkpoints `save` keeps.
+        state: other trackable objects saved and restored with the step, by name (e.g. the
+            loop's `EarlyStopping`).
 
     Example:
 
@@ -31,7 +33,8 @@ class Checkpoints:
     >>> checkpoints.save()   # ckpt-<step>
     """
 
-    def __init__(self, model, optimizer=None, step=None, directory=None, keep: int = 3):
+    def __init__(self, model, optimizer=None, step=None, directory=None, keep: int = 3,
+                 state=None):
         self.model = model
         self.step = step
         objects = {"model": model}
@@ -39,7 +42,11 @@ class Checkpoints:
             objects["optimizer"] = optimizer
         if step is not None:
             objects["step"] = step
-        self._checkpoint = tf.train.Checkpoint(**objects)
+        self._checkpoint = tf.train.Checkpoint(**objects, **(state or {}))
+        # Restored on their own, so that a checkpoint written before they were saved still
+        # restores (they keep their initial values) while the model must match exactly.
+        self._required = tf.train.Checkpoint(**objects)
+        self._state = tf.train.Checkpoint(**state) if state else None
         self._manager = None if directory is None else tf.train.CheckpointManager(
             self._checkpoint, str(directory), max_to_keep=keep)
         # The step of the newest checkpoint on disk (restored or saved), None before any.
@@ -57,12 +64,14 @@ class Checkpoints:
             return None
         try:
             # Partial: a restore-only instance loads the model without the optimizer's slots.
-            self._checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+            self._required.restore(latest).expect_partial().assert_existing_objects_matched()
         except (ValueError, AssertionError, tf.errors.OpError) as err:
             raise ValueError(
                 f"Checkpoint {latest!r} does not match the model built from the run's "
                 f"config.yaml (was the model config changed?): {err}"
             ) from None
+        if self._state is not None:
+            self._state.restore(latest).expect_partial()
         if self.step is not None:
             self.saved_step = self.current_step
         return latest

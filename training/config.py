@@ -54,6 +54,10 @@ class TrainConfig(CheckedConfig):
             default: on CPUs, XLA made the recurrent layers' train steps slower in
             `bench recurrent`.
         strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
+        worker_timeout: in a multi-worker run, the seconds a worker may miss the heartbeats of
+            TensorFlow's coordination service before the others take it as dead: they stop
+            (exit non-zero) saying which worker it was and from which step all of them resume
+            once restarted.
         mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
             (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
             "mixed_bfloat16" (for TPUs and CPUs with bfloat16 units). Model outputs, softmax
@@ -79,6 +83,7 @@ class TrainConfig(CheckedConfig):
     steps_per_execution: int = at_least(1, 100)
     jit_compile: str = one_of(JIT_COMPILE, "off")
     strategy: str = one_of(STRATEGIES, "auto")
+    worker_timeout: int = at_least(1, 30)
     mixed_precision: str = one_of(PRECISIONS, "float32")
     seed: int = 0
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import signal
 import tempfile
-import threading
 import time
 
 import keras
@@ -25,11 +23,13 @@ from seqzoo.training import config as run_config
 from seqzoo.training.checkpoints import Checkpoints
 from seqzoo.training.early_stopping import EarlyStopping
 from seqzoo.training.progress_display import ProgressDisplay, run_summary
+from seqzoo.training.recurrent_kernels import kernel_report
 from seqzoo.training.run_directory import RunDirectory
 from seqzoo.training.strategy import check_workers_agree, is_chief, make_strategy, worker_id
 from seqzoo.training.tasks import build_task
 from seqzoo.training.train_step import make_optimizer, make_train_step, precision_policy
 from seqzoo.training.training_log import TrainingLog
+from seqzoo.training.worker_group import WorkerGroup
 
 
 def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
@@ -38,8 +38,11 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
 
     In a multi-worker run only the chief writes to `run_dir`; the other workers write their
     (identical) checkpoints and logs to a temporary directory that is removed at the end. The
-    chief prints a summary at the end: run directory, last checkpoint, validation metrics and
-    the export command.
+    workers stop together (see `WorkerGroup`): a SIGTERM to any of them makes all save a
+    checkpoint of the same step, and a worker that stops responding for
+    `train.worker_timeout` seconds makes the others stop with `WorkerLost`. The chief prints a
+    summary at the end: run directory, last checkpoint, validation metrics and the export
+    command.
 
     Args:
         config: the resolved run config (see `run_directory.configure`).
@@ -55,14 +58,16 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
     Raises:
         ValueError: bad config, a checkpoint that does not fit the model, or a loss or weight
             that became NaN (the last good checkpoint is kept).
-        KeyboardInterrupt: on Ctrl-C or SIGTERM, after saving a checkpoint.
+        KeyboardInterrupt: on Ctrl-C or SIGTERM (to any worker), after saving a checkpoint.
+        WorkerLost: another worker stopped responding; the message says from which step all
+            workers resume once restarted.
 
     Example:
         >>> cfg = configure("sentiment", "runs/sentiment", overrides=["train.steps=200"])
         >>> train(cfg, "runs/sentiment")
         {'accuracy': 0.84}
     """
-    strategy = make_strategy(config.train.strategy)
+    strategy = make_strategy(config.train.strategy, config.train.worker_timeout)
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
         raise ValueError(
@@ -100,22 +105,30 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
     keras.utils.set_random_seed(config.train.seed)
     out.save_config(config)
     try:
-        task, model, optimizer, checkpoints = _prepare(strategy, config, run, out, fresh=fresh)
+        task, model, optimizer, checkpoints, early_stopping = _prepare(
+            strategy, config, run, out, fresh=fresh)
     except KeyboardInterrupt:
         print("Interrupted before training started; no checkpoint was written.", flush=True)
         raise
     step = checkpoints.current_step
+    report = kernel_report(model, len(tf.config.list_logical_devices("GPU")))
+    if chief and report:
+        print(report, flush=True)
     if chief and step >= config.train.steps:
         print(f"The run already reached train.steps={config.train.steps}; evaluating its "
               "checkpoint (--steps N trains it further).", flush=True)
     display = ProgressDisplay(config.train.steps) if progress and chief else None
-    with _sigterm_as_interrupt(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
+    workers = WorkerGroup(strategy)
+    with workers.on_sigterm(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
         try:
             with display or contextlib.nullcontext():
-                run_steps(strategy, task, model, optimizer, checkpoints, log, config.train)
+                run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log,
+                          config.train, workers)
         except KeyboardInterrupt:
             _report_interrupt(checkpoints, run)
             raise
+        except workers.failures as err:
+            raise workers.lost(err, checkpoints.saved_step) from None
         step = checkpoints.current_step
         if display:
             # Decoding a validation split can take a while: say what the silence is.
@@ -136,8 +149,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
 
 
 def _prepare(strategy, config, run, out, *, fresh):
-    """The prepared task, its model and optimizer, and their checkpoints restored to the
-    run's latest (unless `fresh`)."""
+    """The prepared task, its model and optimizer, their checkpoints and the run's early
+    stopping, restored to the run's latest checkpoint (unless `fresh`)."""
     task = build_task(config, out.path)
     task.prepare()
     with strategy.scope(), precision_policy(config.train.mixed_precision):
@@ -145,26 +158,31 @@ def _prepare(strategy, config, run, out, *, fresh):
         optimizer = make_optimizer(config.train)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    early_stopping = EarlyStopping(config.train)
     checkpoints = Checkpoints(model, optimizer, step, out.checkpoints_dir,
-                              keep=config.train.keep_checkpoints)
+                              keep=config.train.keep_checkpoints,
+                              state={"early_stopping": early_stopping})
     # Every worker resumes from the chief's checkpoints (run_dir is shared storage in a cluster).
     resumed = None if fresh else checkpoints.restore_latest(run.checkpoints_dir)
     check_workers_agree(strategy, checkpoints.current_step)
     if resumed is not None:
         print(f"Resuming from step {checkpoints.current_step} ({resumed}).", flush=True)
-    return task, model, optimizer, checkpoints
+    return task, model, optimizer, checkpoints, early_stopping
 
 
-def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
+def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log, train,
+              workers):
     """Trains from the restored step up to `train.steps`, then saves a checkpoint.
 
     Every step takes one batch per replica; the window means go to `log` every
     `train.log_every` steps, a checkpoint is saved every `train.checkpoint_every` steps and the
     validation metrics are logged every `train.eval_every` steps (0: only at the end), where
-    `EarlyStopping` may end the run before `train.steps`.
+    `early_stopping` may end the run before `train.steps`. After each call of the step
+    function, the run stops if a worker of the `WorkerGroup` `workers` got SIGTERM.
 
     Raises:
         ValueError: the loss became NaN or infinite (the last good checkpoint is kept).
+        KeyboardInterrupt: a worker got SIGTERM (the caller saves a checkpoint).
     """
     start = checkpoints.current_step
     if start >= train.steps:
@@ -176,7 +194,6 @@ def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
             start * context.num_replicas_in_sync // context.num_input_pipelines)
     ))
     train_step = make_train_step(strategy, task, model, optimizer, train, checkpoints.step)
-    early_stopping = EarlyStopping(train)
     current = start
     while current < train.steps:
         started = time.perf_counter()
@@ -191,6 +208,8 @@ def run_steps(strategy, task, model, optimizer, checkpoints, log, train):
                 "train.learning_rate, set train.clip_norm, or check the data."
             )
         log.add_step(loss, metrics, time.perf_counter() - started, steps=done)
+        if workers.stop_requested():
+            raise KeyboardInterrupt("SIGTERM to a worker")
         if current % train.log_every == 0 or current == train.steps:
             log.write_window(current, learning_rate=float(np.asarray(optimizer.learning_rate)))
         if current % train.checkpoint_every == 0:
@@ -228,20 +247,3 @@ def _report_interrupt(checkpoints: Checkpoints, run: RunDirectory) -> None:
         return
     print(f"Interrupted at step {step}; checkpoint saved in {run.checkpoints_dir}. Train "
           "again into the same run directory to resume.", flush=True)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Turns SIGTERM (e.g. `docker stop`) into KeyboardInterrupt so both save and exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -30,7 +30,8 @@ RESUMABLE_SETTINGS = ("train.steps", "train.strategy", "train.checkpoint_every",
                       "train.keep_checkpoints", "train.eval_every", "train.log_every",
                       "train.steps_per_execution", "train.jit_compile",
                       "train.early_stopping_metric", "train.early_stopping_mode",
-                      "train.early_stopping_patience", "train.accumulation_steps")
+                      "train.early_stopping_patience", "train.accumulation_steps",
+                      "train.worker_timeout")
 
 
 class RunDirectory:

@@ -62,12 +62,15 @@ def _local_devices() -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+def make_strategy(name: str = "auto", worker_timeout: int = 30) -> tf.distribute.Strategy:
     """Builds the distribution strategy called `name`.
 
     Args:
         name: "auto", "one_device", "mirrored" (all local GPUs, or all logical CPUs without a
             GPU) or "multi_worker_mirrored" (cluster from the `TF_CONFIG` environment variable).
+        worker_timeout: for "multi_worker_mirrored", the seconds a worker may miss the
+            heartbeats of TensorFlow's coordination service before the others' collectives
+            fail (`tf.errors.UnavailableError`) instead of waiting for it.
 
     Returns:
         A `tf.distribute.Strategy`. Build the model and optimizer inside its `scope()`.
@@ -79,11 +82,11 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}.")
-    return _build_strategy(name, os.environ.get("TF_CONFIG", ""))
+    return _build_strategy(name, os.environ.get("TF_CONFIG", ""), worker_timeout)
 
 
 @functools.lru_cache(maxsize=None)
-def _build_strategy(name: str, tf_config: str) -> tf.distribute.Strategy:
+def _build_strategy(name: str, tf_config: str, worker_timeout: int) -> tf.distribute.Strategy:
     """One strategy per name and cluster for the whole process.
 
     Two MirroredStrategy instances in one process hand out the same collective instance keys, so
@@ -105,11 +108,38 @@ def _build_strategy(name: str, tf_config: str) -> tf.distribute.Strategy:
                 "Strategy multi_worker_mirrored needs the TF_CONFIG environment variable "
                 f"describing the cluster and this worker's role, e.g. {_TF_CONFIG_EXAMPLE}."
             )
+        _configure_coordination_service(worker_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=_local_devices())
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def _configure_coordination_service(worker_timeout: int) -> None:
+    """The coordination service MultiWorkerMirroredStrategy starts, with heartbeats that time
+    out after `worker_timeout` seconds (TensorFlow's default is 10).
+
+    When a worker misses them, the service reports it to the others, whose collectives then
+    fail instead of waiting for it forever. The strategy configures the service itself only
+    when nothing did before; this is its configuration (a standalone service led by the chief,
+    over the chief and worker jobs) with the timeout set, through TensorFlow's internal API as
+    the strategy does, since no public one exists.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster),
+        heartbeat_timeout_in_ms=worker_timeout * 1000,
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+            for job in ("chief", "worker") if job in cluster.jobs
+        ],
+    )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -53,8 +53,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     chunks, as truncated backpropagation through time does). With `train.accumulation_steps`
     above 1, the one update sums the gradients of that many micro-batches, computed in turn.
 
-    One call runs up to `steps` steps, with one replica in a single `tf.function` (a graph
-    loop), so the host neither dispatches nor waits on each step; the steps stop early after a
+    One call runs up to `steps` steps in a single `tf.function` (a graph loop), so the host
+    neither dispatches nor waits on each step; the steps stop early after a
     step whose loss is NaN or infinite, so that `step` then names that step. With
     `train.jit_compile`, each replica's step is compiled by XLA.
 
@@ -63,8 +63,9 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         task: the `Task` whose `compute_loss` gives per-example losses and metrics.
         model: the Keras model.
         optimizer: the Keras optimizer, built on `model.trainable_variables`.
-        train: loop settings; `batch_size` (global), `accumulation_steps`, `clip_norm` and
-            `jit_compile` are used.
+        train: loop settings; `batch_size` (global), `accumulation_steps`, `clip_norm`,
+            `jit_compile` and `steps_per_execution` (above 1 on several replicas: sparse
+            gradients are summed densely) are used.
             A `LossScaleOptimizer` (see `make_optimizer`) scales the loss.
         step: optional integer variable incremented in the same graph as each update, so a
             checkpoint never pairs weights with the wrong step.
@@ -82,6 +83,12 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     clip_norm = float(train.clip_norm)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     accumulation = train.accumulation_steps
+    # Replicas sum their gradients with collective ops. In the graph loop of several steps per
+    # call each collective op runs as the same collective instance at every step, and TensorFlow
+    # fixes an instance's shape when it first runs; the all-gather of a sparse gradient (an
+    # Embedding's, one row per token) changes shape with the number of tokens, so such gradients
+    # are summed densely there.
+    dense_sums = strategy.num_replicas_in_sync > 1 and train.steps_per_execution > 1
 
     def gradients(compute_loss, share):
         """This replica's share of the step's loss, metrics and (scaled) gradients, from the
@@ -106,17 +113,22 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         return loss, metrics, tape.gradient(scaled_loss, model.trainable_variables)
 
     def apply(grads):
+        if dense_sums:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in grads]
+        if loss_scaling and strategy.num_replicas_in_sync > 1:
+            grads = _skip_together(grads)
         if clip_norm > 0:
             # The optimizer sums gradients across replicas itself, so the norm of the summed
             # gradient is found here and its clipping factor applied to the local parts.
             summed = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, [g for g in grads if g is not None]
             )
-            norm = tf.linalg.global_norm(summed)
+            norm = tf.linalg.global_norm([_deduplicated(g) for g in summed])
             if loss_scaling:
                 norm /= tf.cast(optimizer.dynamic_scale, norm.dtype)
             factor = clip_norm / tf.maximum(norm, clip_norm)
-            grads = [None if g is None else g * factor for g in grads]
+            grads = [None if g is None else _scaled(g, factor) for g in grads]
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
     def update(compute_loss):
@@ -184,21 +196,52 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
             done += 1
         return tf.nest.map_structure(lambda total: total / tf.cast(done, total.dtype), totals)
 
-    single_step = tf.function(one_step)
-
     def run(iterator, steps=1):
-        if strategy.num_replicas_in_sync == 1:
-            # A tensor, so that calls of any length share one trace.
-            return train_steps(iterator, tf.constant(steps, tf.int32))
-        # Several replicas take one call per step: in a graph loop, the all-gather of sparse
-        # gradients (e.g. an Embedding's) of one step pairs up with another step's.
-        totals, done = single_step(iterator), 1
-        while done < steps and math.isfinite(float(totals[0])):
-            totals = tf.nest.map_structure(tf.add, totals, single_step(iterator))
-            done += 1
-        return tf.nest.map_structure(lambda total: total / done, totals)
+        # A tensor, so that calls of any length share one trace.
+        return train_steps(iterator, tf.constant(steps, tf.int32))
 
     return run
+
+
+def _skip_together(grads):
+    """This replica's (scaled) gradients, all NaN when any replica's are not finite.
+
+    `LossScaleOptimizer` skips an update whose gradients overflowed, but it decides on the
+    gradients of one replica per worker, before they are summed: a replica whose part
+    overflowed would be outvoted (and its infinities applied), and workers deciding differently
+    would leave one of them waiting for the others' all-reduce. Spreading any replica's
+    overflow to all makes every replica, on every worker, skip the same steps.
+    """
+    present = [g for g in grads if g is not None]
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(_values(g))) for g in present])
+    overflows = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+    factor = tf.where(overflows > 0, tf.constant(math.nan, tf.float32), 1.0)
+    return [None if g is None else _scaled(g, factor) for g in grads]
+
+
+def _deduplicated(gradient):
+    """A sparse gradient with the values of each repeated row summed (an Embedding's has a row
+    per token, the same row for each occurrence); its norm is then the norm of the gradient.
+    A dense gradient as it is."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def _values(gradient):
+    """The values of a dense or sparse (`IndexedSlices`) gradient."""
+    return gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
+def _scaled(gradient, factor):
+    """A dense or sparse gradient times the float32 scalar `factor`."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * tf.cast(factor, gradient.values.dtype),
+                                gradient.indices, gradient.dense_shape)
+    return gradient * tf.cast(factor, gradient.dtype)
 
 
 def uses_xla(strategy, model, train: run_config.TrainConfig) -> bool:

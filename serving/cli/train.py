@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seqzoo.training.config import STRATEGIES, TrainConfig
 from seqzoo.training.data.sources import check_source
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_source(args.data)
     from seqzoo.training import loop, run_directory
+    from seqzoo.training.worker_lost import WorkerLost
 
     flags = {"data": args.data, "train.strategy": args.strategy, "train.steps": args.steps,
              "train.batch_size": args.batch_size}
@@ -75,4 +77,7 @@ def run(args: argparse.Namespace) -> int:
         loop.train(config, run_dir, progress=not args.no_progress, fresh=args.fresh)
     except KeyboardInterrupt:
         return 130
+    except WorkerLost as err:
+        print(f"seqzoo train: error: {err}", file=sys.stderr, flush=True)
+        return 1
     return 0

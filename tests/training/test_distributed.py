@@ -1,10 +1,15 @@
-"""Strategy factory, and two MultiWorkerMirroredStrategy worker processes training together."""
+"""Strategy factory, and MultiWorkerMirroredStrategy worker processes training together: they stop
+together when one dies or is preempted, resume, and end where one device does."""
 
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,8 +20,11 @@ import toy_task
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory
 from seqzoo.training.strategy import is_chief, make_strategy
+from seqzoo.training.worker_group import WorkerGroup
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Seconds without an answer before the workers of a test take a worker as dead.
+WORKER_TIMEOUT = 3
 
 
 def test_strategies_by_name(monkeypatch):
@@ -48,6 +56,37 @@ def test_multi_worker_needs_a_well_formed_tf_config(monkeypatch, tf_config, mess
         make_strategy("multi_worker_mirrored")
 
 
+# What a collective fails with (TensorFlow 2.21) on the chief when worker 1 missed its heartbeats,
+# and on worker 1 when the chief's process is gone.
+HEARTBEATS_MISSED = (
+    "Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks "
+    "are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have "
+    "crashed.")
+PEER_GONE = (
+    "Collective ops is aborted by: Socket closed\nAdditional GRPC error information from remote "
+    "target /job:worker/replica:0/task:0 while calling /tensorflow.WorkerService/RecvBuf")
+
+
+@pytest.mark.parametrize("task_id, message, saved_step, expected", [
+    (0, HEARTBEATS_MISSED, 40, "worker 1 stopped responding; restart all workers to resume "
+                               "from step 40."),
+    (1, PEER_GONE, None, "worker 0 stopped responding; restart all workers to start over (no "
+                         "checkpoint was saved yet)."),
+    (1, "Socket closed", 40, "another worker stopped responding; restart all workers to resume "
+                             "from step 40."),
+])
+def test_a_lost_worker_is_named_with_the_step_to_resume_from(task_id, message, saved_step,
+                                                            expected):
+    resolver = SimpleNamespace(
+        cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}),
+        task_type="worker", task_id=task_id)
+    workers = WorkerGroup(SimpleNamespace(cluster_resolver=resolver))
+    error = tf.errors.UnavailableError(None, None, message)
+    assert isinstance(error, workers.failures)
+    assert str(workers.lost(error, saved_step)) == expected
+    assert WorkerGroup(make_strategy("one_device")).failures == ()
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -58,62 +97,40 @@ def _free_ports(count):
     return ports
 
 
-def _run_workers(tmp_path, run_dirs, *args):
-    """Runs `seqzoo train toy` as one worker per run dir; returns (returncode, output) of each."""
+def _start_workers(tmp_path, run_dirs, *args):
+    """Starts `seqzoo train toy` as one worker per run dir, each writing its temporary files
+    under `tmp_path/tmp`; returns the processes."""
     workers = [f"127.0.0.1:{port}" for port in _free_ports(len(run_dirs))]
+    (tmp_path / "tmp").mkdir(exist_ok=True)
     processes = []
     for index, run_dir in enumerate(run_dirs):
         env = dict(os.environ, PYTHONPATH=f"{ROOT / 'tests' / 'training'}{os.pathsep}{ROOT}",
-                   TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp_path / "tmp"),
                    TF_CONFIG=json.dumps({"cluster": {"worker": workers},
                                          "task": {"type": "worker", "index": index}}))
         command = toy_task.cli_command(
             "--run-dir", str(run_dir), "--strategy", "multi_worker_mirrored", "--batch-size", "8",
             "--no-progress", "--set", "train.learning_rate=0.05",
-            "--set", f"model.weights_file={tmp_path / f'worker{index}.npz'}", *args,
+            "--set", f"model.weights_file={tmp_path / 'worker{task}.npz'}", *args,
         )
         processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    return processes
+
+
+def _outputs(processes, timeout=180):
+    """(returncode, output) of each process once it ended; kills them all after `timeout`."""
     try:
-        outputs = [p.communicate(timeout=180)[0] for p in processes]
+        outputs = [p.communicate(timeout=timeout)[0] for p in processes]
     finally:
         for p in processes:
             p.kill()
     return [(p.returncode, output) for p, output in zip(processes, outputs)]
 
 
-def test_two_workers_train_to_equal_weights_matching_one_device(tmp_path, monkeypatch):
-    from seqzoo.training import tasks
-
-    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
-    run_dir = tmp_path / "run"
-    for returncode, output in _run_workers(tmp_path, [run_dir, run_dir], "--steps", "6"):
-        assert returncode == 0, output
-
-    chief, other = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
-    for key in chief.files:
-        np.testing.assert_array_equal(chief[key], other[key])
-    # Only the chief writes into the run directory.
-    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-6")
-    assert len(list((run_dir / "logs").iterdir())) == 1
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["model"]["weights_file"] == str(tmp_path / "worker0.npz")
-
-    # Each worker reads every other example, so together they see one device's global batches.
-    saved["train"]["strategy"] = "one_device"
-    saved["model"]["weights_file"] = str(tmp_path / "one_device.npz")
-    loop.train(run_config.resolve(base=saved), tmp_path / "one_device", progress=False)
-    single = np.load(tmp_path / "one_device.npz")
-    for key in chief.files:
-        assert not np.allclose(chief[key], 0.0)
-        np.testing.assert_allclose(chief[key], single[key], rtol=1e-5, atol=1e-6)
-
-    # A worker that cannot see the chief's checkpoints would train from step 0: both stop instead.
-    results = _run_workers(tmp_path, [run_dir, tmp_path / "elsewhere"], "--steps", "8")
-    for returncode, output in results:
-        assert returncode == 2, output
-        assert "The workers restored different steps" in output, output
-    assert "this one: 6" in results[0][1] and "this one: 0" in results[1][1]
+def _run_workers(tmp_path, run_dirs, *args):
+    """Runs `seqzoo train toy` as one worker per run dir; returns (returncode, output) of each."""
+    return _outputs(_start_workers(tmp_path, run_dirs, *args))
 
 
 def test_mirrored_runs_of_different_models_in_one_process(tmp_path):
@@ -126,3 +143,88 @@ def test_mirrored_runs_of_different_models_in_one_process(tmp_path):
             "train.steps=3", "train.batch_size=8", "train.strategy=mirrored", extra])
         metrics = loop.train(cfg, run_dir, progress=False)
         assert np.isfinite(metrics["mse"])
+
+
+def _latest_step(run_dir):
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    return 0 if latest is None else int(latest.rsplit("-", 1)[1])
+
+
+def _wait_for_checkpoint_after(step, run_dir, processes):
+    deadline = time.monotonic() + 120
+    while _latest_step(run_dir) <= step:
+        for p in processes:
+            assert p.poll() is None, p.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    return _latest_step(run_dir)
+
+
+def test_workers_stop_together_resume_and_end_as_one_device(tmp_path, monkeypatch):
+    from seqzoo.training import tasks
+
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
+    run_dir = tmp_path / "run"
+    endless = ("--steps", "1000000", "--set", "train.checkpoint_every=20",
+               "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+
+    # Worker 1 dies: the chief stops within the timeout, saying so and where to resume.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *endless)
+    _wait_for_checkpoint_after(0, run_dir, workers)
+    workers[1].kill()
+    killed = time.monotonic()
+    (returncode, output), _ = _outputs(workers, timeout=60)
+    assert time.monotonic() - killed < WORKER_TIMEOUT + 15, output
+    assert returncode == 1, output
+    saved = _latest_step(run_dir)
+    assert (f"worker 1 stopped responding; restart all workers to resume from step {saved}."
+            in output), output
+
+    # Both restart from that checkpoint; a SIGTERM to worker 1 makes both save the step they
+    # reached and exit.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *endless)
+    _wait_for_checkpoint_after(saved, run_dir, workers)
+    workers[1].send_signal(signal.SIGTERM)
+    results = _outputs(workers, timeout=60)
+    stopped = {int(re.search(r"Interrupted at step (\d+)", output).group(1))
+               for _, output in results}
+    for returncode, output in results:
+        assert returncode == 130, output
+        assert f"Resuming from step {saved} " in output, output
+    assert len(stopped) == 1 and _latest_step(run_dir) == stopped.pop() > saved
+    stopped = _latest_step(run_dir)
+
+    # Both restart from the SIGTERM's checkpoint and finish the run with equal weights.
+    final = stopped + 8
+    results = _run_workers(tmp_path, [run_dir, run_dir], "--steps", str(final))
+    for returncode, output in results:
+        assert returncode == 0, output
+        assert f"Resuming from step {stopped} " in output, output
+    assert _latest_step(run_dir) == final
+    chief, other = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    for key in chief.files:
+        np.testing.assert_array_equal(chief[key], other[key])
+    # Only the chief writes into the run directory, one event file per run; worker 1 wrote
+    # into temporary directories it removed, but for the one of the run it was killed in.
+    assert len(list((run_dir / "logs").iterdir())) == 3
+    assert len([p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]) == 1
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["weights_file"] == str(tmp_path / "worker{task}.npz")
+
+    # Each worker reads every other example, and a resumed run skips the batches trained on, so
+    # the interrupted run of two workers ends where one device's uninterrupted run does.
+    saved["train"]["strategy"] = "one_device"
+    saved["model"]["weights_file"] = str(tmp_path / "one_device.npz")
+    loop.train(run_config.resolve(base=saved), tmp_path / "one_device", progress=False)
+    single = np.load(tmp_path / "one_device.npz")
+    for key in chief.files:
+        assert not np.allclose(chief[key], 0.0)
+        np.testing.assert_allclose(chief[key], single[key], rtol=1e-5, atol=1e-6)
+
+    # A worker that cannot see the chief's checkpoints would train from step 0: both stop instead.
+    results = _run_workers(tmp_path, [run_dir, tmp_path / "elsewhere"], "--steps",
+                           str(final + 2))
+    for returncode, output in results:
+        assert returncode == 2, output
+        assert "The workers restored different steps" in output, output
+    assert f"this one: {final}" in results[0][1] and "this one: 0" in results[1][1]

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import toy_task
-from first_step import first_step
+from first_step import first_step, prepared_step
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory, train_step
 from seqzoo.training.strategy import make_strategy
@@ -221,17 +221,49 @@ def test_sparse_gradients_of_replicas_with_different_lengths(accumulation):
     # numbers of tokens cannot all-reduce them as they are (nor, accumulated, add them up).
     cfg = _config(strategy="mirrored", batch_size=8, clip_norm=1.0,
                   accumulation_steps=accumulation)
-    strategy = make_strategy("mirrored")
-    task = _RaggedEmbeddingTask(cfg.model, seed=0)
-    task.prepare()
-    with strategy.scope():
-        model = task.build_model()
-        optimizer = train_step.make_optimizer(cfg.train)
-        optimizer.build(model.trainable_variables)
+    model, _, step, iterator = prepared_step(make_strategy("mirrored"),
+                                             _RaggedEmbeddingTask(cfg.model, seed=0), cfg.train)
     before = model.get_weights()[0].copy()
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(8, ctx))
-    step = train_step.make_train_step(strategy, task, model, optimizer, cfg.train)
-    iterator = iter(dataset)
     losses = [float(step(iterator)[0]) for _ in range(3)]
     assert all(np.isfinite(losses))
     assert not np.allclose(model.get_weights()[0], before)
+
+
+class _VaryingLengthEmbeddingTask(toy_task.ToyTask):
+    """Token sequences of 2 to 6 tokens, padded per batch, through a masked Embedding: the
+    number of rows of the Embedding's sparse gradient changes from step to step."""
+
+    def train_dataset(self, global_batch_size, input_context=None):
+        batch = global_batch_size // (input_context.num_replicas_in_sync if input_context else 1)
+        tokens = tf.data.Dataset.range(1, 1000).map(
+            lambda i: tf.cast(tf.math.floormod(i * tf.range(1, 2 + i % 5), 40) + 1, tf.int32))
+        return tokens.map(lambda t: (t, tf.cast(t[0] % 2, tf.float32))).repeat().padded_batch(
+            batch, drop_remainder=True)
+
+    def build_model(self):
+        inputs = keras.Input((None,), dtype="int32")
+        x = keras.layers.Embedding(48, 4, mask_zero=True)(inputs)
+        outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+        return keras.Model(inputs, outputs)
+
+
+def test_several_steps_per_call_on_two_replicas_equal_one_device_steps():
+    # One call of 4 steps on two replicas (sparse gradients of a different shape each step,
+    # summed densely) against 4 calls of one step on one device (sparse), from the same weights;
+    # the clipping norm is the summed gradient's on both. SGD: Keras's Adam updates its moments
+    # of a sparse gradient row by row, once per repeated token, so it differs from dense Adam.
+    cfg = _config(optimizer="sgd", learning_rate=0.5, batch_size=8, clip_norm=0.05,
+                  steps_per_execution=4)
+    weights = None
+    results = {}
+    for name, calls in (("mirrored", [4]), ("one_device", [1, 1, 1, 1])):
+        model, _, step, iterator = prepared_step(
+            make_strategy(name), _VaryingLengthEmbeddingTask(cfg.model, seed=0), cfg.train,
+            weights)
+        weights = weights or model.get_weights()
+        losses = [float(step(iterator, count)[0]) for count in calls]
+        results[name] = np.mean(losses), model.get_weights()
+    assert results["mirrored"][0] == pytest.approx(results["one_device"][0], rel=1e-5)
+    for got, want, start in zip(results["mirrored"][1], results["one_device"][1], weights):
+        assert not np.allclose(want, start)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -7,27 +7,33 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import toy_task
-from first_step import first_step
+from first_step import first_step, prepared_step
 from seqzoo.training import run_directory, train_step
+from seqzoo.training.strategy import make_strategy
 
 # float16 keeps about 3 significant decimal digits; its rounding of the forward pass and of the
 # scaled gradients moves an update by well under 1%.
 FLOAT16_UPDATE_RTOL = 1e-2
 
 
-class _TinyGradientTask(toy_task.ToyTask):
-    """The toy regression with its loss scaled by 1e-7: the gradients reaching the float16
-    Dense layer (~1e-7) round to float16's subnormals (multiples of 6e-8) unless the loss is
-    scaled up first."""
+class _Float32OutputTask(toy_task.ToyTask):
+    """The toy regression whose output is cast back to float32, as every model's output layer
+    does."""
 
     def build_model(self):
         inputs = keras.Input((toy_task.TRUE_WEIGHTS.size,))
         hidden = keras.layers.Dense(1)(inputs)
-        # The output cast back to float32, as every model's output layer does.
         outputs = keras.layers.Activation("linear", dtype="float32")(hidden)
         return keras.Model(inputs, outputs)
+
+
+class _TinyGradientTask(_Float32OutputTask):
+    """The toy regression with its loss scaled by 1e-7: the gradients reaching the float16
+    Dense layer (~1e-7) round to float16's subnormals (multiples of 6e-8) unless the loss is
+    scaled up first."""
 
     def compute_loss(self, model, batch, training):
         loss, metrics = super().compute_loss(model, batch, training)
@@ -78,3 +84,32 @@ def test_float16_uses_a_loss_scale_optimizer_and_restores_the_policy():
     with train_step.precision_policy("mixed_bfloat16"):
         assert keras.layers.Dense(1).compute_dtype == "bfloat16"
     assert keras.config.dtype_policy().name == "float32"
+
+
+class _OneReplicaOverflowsTask(_Float32OutputTask):
+    """Noise-free targets, 1000 higher in every second per-replica batch: under MirroredStrategy
+    the second replica's scaled float16 gradients overflow, the first's stay finite."""
+
+    def train_dataset(self, global_batch_size, input_context=None):
+        batches = super().train_dataset(global_batch_size, input_context).enumerate()
+        return batches.map(lambda i, xy: (xy[0], xy[1] + 1000.0 * tf.cast(i % 2, tf.float32)))
+
+
+def test_float16_replicas_skip_an_overflowing_step_together():
+    # Keras's LossScaleOptimizer decides from one replica's unsummed gradients: the finite
+    # replica would apply the other's infinities (or, across workers, wait for them forever).
+    cfg = run_directory.configure("toy", None, overrides=[
+        "train.optimizer=sgd", "train.batch_size=8", "train.clip_norm=0",
+        "train.mixed_precision=mixed_float16", "model.noise=0"])
+    weights = [toy_task.TRUE_WEIGHTS[:, None] + 0.01, np.array([toy_task.TRUE_BIAS], np.float32)]
+    strategy = make_strategy("mirrored")
+    with train_step.precision_policy("mixed_float16"):
+        model, optimizer, step, iterator = prepared_step(
+            strategy, _OneReplicaOverflowsTask(cfg.model, seed=0), cfg.train, weights)
+    scale = float(optimizer.dynamic_scale.numpy())
+    step(iterator)
+
+    for replica_weights in zip(*(strategy.experimental_local_results(v) for v in model.weights)):
+        for got, want in zip(replica_weights, weights):
+            np.testing.assert_array_equal(got, want)  # skipped on both replicas
+    assert float(optimizer.dynamic_scale.numpy()) == scale / 2

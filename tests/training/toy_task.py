@@ -8,6 +8,8 @@ calling `toy_task.register()` before the CLI (see `cli_command`).
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 
 import keras
@@ -38,7 +40,9 @@ class ToyTask(Task):
         noise: float = 0.1
         examples: int = 256
         nan_after_batches: int = -1  # per-replica batches with finite targets; -1: never NaN
-        weights_file: str = ""  # evaluate() writes the weights here (multi-worker test)
+        # evaluate() writes the weights here (multi-worker tests), "{task}" replaced by the
+        # worker's index in TF_CONFIG, so that all workers of a run share the setting.
+        weights_file: str = ""
 
     def prepare(self) -> None:
         self.x, self.y = make_data(self.seed, self.config.examples, self.config.noise)
@@ -72,7 +76,9 @@ class ToyTask(Task):
 
     def evaluate(self, model):
         if self.config.weights_file:
-            np.savez(self.config.weights_file, *model.get_weights())
+            task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+            np.savez(self.config.weights_file.replace("{task}", str(task.get("index", 0))),
+                     *model.get_weights())
         error = np.asarray(model(self.x_val))[:, 0] - self.y_val
         return {"mse": float(np.mean(error**2))}
 
