@@ -13,6 +13,7 @@ import threading
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf import json_format
 
@@ -150,6 +151,18 @@ def _json_body(body: bytes):
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                            "JSON Parse error: the body nests arrays or objects too deeply; a "
                            f"tensor has at most {json_tensors.MAX_RANK} dimensions.") from None
+
+
+class _MalformedHTTP(logging.Filter):
+    """Drops aiohttp's ERROR record, with a traceback, of each request it cannot parse (a bad
+    Content-Length, a garbled request line): the client's mistake, answered 400, not the
+    server's; a hostile client could fill the log with them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+logging.getLogger("aiohttp.server").addFilter(_MalformedHTTP())
 
 
 class _Connection(asyncio.Protocol):
