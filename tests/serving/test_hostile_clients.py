@@ -4,6 +4,7 @@ gRPC deadlines that pass while a request waits."""
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -64,6 +65,41 @@ def test_a_body_over_the_limit_is_refused_413_without_being_parsed(server):
                     b"%d\r\nExpect: 100-continue\r\n\r\n" % (10 * MAX_BODY))
         answer = raw.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413 "), answer
+    good_request_is_answered(server)
+
+
+def exchange(server, *parts: bytes) -> list[bytes]:
+    """Sends each part of a raw request in turn, reading the response (interim or final) that
+    the server gives after each."""
+    answers = []
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as raw:
+        for part in parts:
+            raw.sendall(part)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += raw.recv(65536)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: (\d+)", head)
+            while length and len(body) < int(length[1]):
+                body += raw.recv(65536)
+            answers.append(head + b"\r\n\r\n" + body)
+    return answers
+
+
+def test_bodies_that_wait_for_100_continue_or_come_in_chunks_are_read_within_the_limit(server):
+    body = b'{"instances": ["hi"]}'
+    head = b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+    continued, answer = exchange(
+        server, head + b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body), body)
+    assert continued == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'"length": 2}]}')
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    (answer,) = exchange(server, chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'"length": 2}]}')
+    chunk = b"[" * (MAX_BODY // 2 + 1)
+    (answer,) = exchange(server, chunked + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert f"{2 * len(chunk)} bytes is larger than the limit of {MAX_BODY}".encode() in answer
     good_request_is_answered(server)
 
 
