@@ -139,6 +139,23 @@ def test_clients_that_stall_are_timed_out_and_hold_up_no_one(server):
     assert time.monotonic() - started < TIMEOUT_SECONDS * 4
 
 
+def test_a_long_model_call_holds_up_no_other_rest_client(server):
+    answers = {}
+
+    def slow():
+        answers["slow"] = post(server, json.dumps({"instances": [2_000_000]}).encode(),
+                               "/v1/models/slow:predict")
+
+    caller = threading.Thread(target=slow)
+    caller.start()
+    time.sleep(0.5)  # the slow call is computing in a worker thread
+    before = time.monotonic()
+    good_request_is_answered(server)
+    assert time.monotonic() - before < 1.0
+    caller.join()
+    assert answers["slow"][0] == 200, answers
+
+
 def predict_request(name, **inputs):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
