@@ -1,12 +1,15 @@
 """Serving latency and throughput: the SavedModel called in-process vs the model server over gRPC
-and over REST, measured side by side in one run.
+and over REST, measured side by side in one run, for sentiment and translation.
 
-The model is the sentiment model (a short training run exported to a temp dir), or any exported
-model given with `--model-dir`; requests are its warmup requests (batch 1), cycled. The server runs
-in its own process (`seqzoo serve`), as TF Serving would. Latency: sequential requests, p50/p99.
-Throughput: 8 concurrent clients.
+Each task's model comes from a short training run exported to a temp dir (or give exported models
+with `--model-dir`, repeatable); requests are its warmup requests to `serving_default` (batch 1),
+cycled. The server runs in its own process (`seqzoo serve`), as TF Serving would. Latency:
+sequential requests from one client, p50/p99. Throughput: requests per second with 1, 8, 16 and
+64 concurrent clients (threads, each with its own connection). Every ratio is to the in-process
+call in the same run.
 
-    python -m bench serve [--quick] [--model-dir models/sentiment] [--requests N] [--clients 8]
+    python -m bench serve [--quick] [--tasks sentiment,translation] [--model-dir models/NAME]
+                          [--requests N] [--clients 1,8,16,64]
 """
 
 from __future__ import annotations
@@ -33,37 +36,54 @@ from seqzoo.serving.model_registry import numeric_versions
 from seqzoo.serving.servable import WARMUP_FILE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# Each task's short training run: enough steps for a model of the task's default size (which sets
+# the in-process cost the server's overhead is compared with), on little generated data.
+TASKS = {
+    "sentiment": (50, ["train.batch_size=32", "model.num_examples=2000"]),
+    "translation": (50, ["data=builtin:dates", "train.batch_size=32", "model.num_train=2000",
+                         "model.num_validation=40", "model.eval_beam=false"]),
+}
+QUICK_TASKS = ("sentiment",)
+QUICK_OVERRIDES = {"sentiment": (5, ["train.batch_size=32", "model.num_examples=200"])}
+MODES = ("in-process", "gRPC", "REST")
+DEFAULT_SIGNATURES = ("", "serving_default")
 
 
-def sentiment_model(workdir: pathlib.Path, steps: int, examples: int) -> pathlib.Path:
-    """Trains a short sentiment run and exports it; returns the model's base directory."""
+def trained_model(task: str, workdir: pathlib.Path, quick: bool) -> pathlib.Path:
+    """Trains a short run of `task` and exports it; returns the model's base directory."""
     from seqzoo.serving.export import export_run
     from seqzoo.training import loop, run_directory
 
-    run_dir = workdir / "run"
-    config = run_directory.configure("sentiment", run_dir, overrides=[
-        f"train.steps={steps}", "train.batch_size=32", f"model.num_examples={examples}",
-        "train.strategy=one_device"])
+    steps, overrides = (QUICK_OVERRIDES if quick else TASKS)[task]
+    run_dir = workdir / "runs" / task
+    config = run_directory.configure(task, run_dir, overrides=[
+        f"train.steps={steps}", "train.strategy=one_device", "train.checkpoint_every=100000",
+        *overrides])
     loop.train(config, run_dir, progress=False)
-    return export_run(run_dir, workdir / "models", "sentiment").parent
+    return export_run(run_dir, workdir / "models", task).parent
 
 
 def warmup_requests(version_dir: pathlib.Path):
+    """The model's warmup Predict requests to its default signature."""
     path = version_dir / WARMUP_FILE
     if not path.is_file():
         raise ValueError(f"{version_dir} has no {WARMUP_FILE}; the bench sends its warmup requests.")
     requests = []
     for record in tf.data.TFRecordDataset(str(path)):
         entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        if entry.WhichOneof("log_type") == "predict_log":
+        if (entry.WhichOneof("log_type") == "predict_log"
+                and entry.predict_log.request.model_spec.signature_name in DEFAULT_SIGNATURES):
             requests.append(entry.predict_log.request)
+    if not requests:
+        raise ValueError(f"{path} holds no Predict request to serving_default.")
     return requests
 
 
-def start_server(models_root: pathlib.Path):
+def start_server(models_root: pathlib.Path, *flags: str):
+    """`seqzoo serve` on free ports in its own process; returns it and its gRPC and REST ports."""
     process = subprocess.Popen(
         [sys.executable, "-m", "seqzoo.serving.cli", "serve", "--models-dir", str(models_root),
-         "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0"],
+         "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0", *flags],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
@@ -93,10 +113,10 @@ def callers(version_dir, name, requests, grpc_port, rest_port):
     def over_grpc():
         stub = prediction_service_pb2_grpc.PredictionServiceStub(
             grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
-        return lambda i: stub.Predict(requests[i % len(requests)], timeout=60)
+        return lambda i: stub.Predict(requests[i % len(requests)], timeout=120)
 
     def over_rest():
-        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=120)
 
         def call(i):
             connection.request("POST", path, body=bodies[i % len(bodies)],
@@ -108,7 +128,7 @@ def callers(version_dir, name, requests, grpc_port, rest_port):
             return payload
         return call
 
-    return {"in-process": in_process, "gRPC": over_grpc, "REST": over_rest}
+    return dict(zip(MODES, (in_process, over_grpc, over_rest)))
 
 
 def latency_ms(make_call, count: int) -> np.ndarray:
@@ -144,51 +164,89 @@ def throughput(make_call, clients: int, per_client: int) -> float:
     return clients * per_client / (time.perf_counter() - start)
 
 
+def measure(modes: dict, count: int, clients: list[int]) -> dict:
+    """Per mode: `(p50 ms, p99 ms, {clients: req/s})`. Modes take turns at each measurement, so
+    that a change of machine load affects them alike."""
+    times = {mode: latency_ms(make_call, count) for mode, make_call in modes.items()}
+    rates = {mode: {} for mode in modes}
+    for number in clients:
+        for mode, make_call in modes.items():
+            rates[mode][number] = throughput(make_call, number, max(2, count // number))
+    return {mode: (np.percentile(times[mode], 50), np.percentile(times[mode], 99), rates[mode])
+            for mode in modes}
+
+
+def print_table(title: str, rows: dict, clients: list[int]) -> None:
+    """One row per mode: latency, req/s at each client count, and ratios to in-process."""
+    base_p50, _, base_rates = rows["in-process"]
+    print(f"\n{title}")
+    header = (f"{'mode':<12}{'p50 ms':>8}{'p99 ms':>8}{'p50 / in-process':>18}"
+              + "".join(f"{f'req/s {n}':>11}" for n in clients)
+              + "".join(f"{f'/ in-proc {n}':>14}" for n in clients))
+    print(header)
+    print("-" * len(header))
+    for mode, (p50, p99, rates) in rows.items():
+        print(f"{mode:<12}{p50:>8.2f}{p99:>8.2f}{p50 / base_p50:>18.2f}"
+              + "".join(f"{rates[n]:>11.0f}" for n in clients)
+              + "".join(f"{rates[n] / base_rates[n]:>14.2f}" for n in clients))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench serve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
-    parser.add_argument("--model-dir", type=pathlib.Path, default=None,
-                        help="an exported model (models/NAME); default: train a short sentiment run")
-    parser.add_argument("--requests", type=int, default=None, help="sequential requests per mode")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (sentiment only)")
+    parser.add_argument("--tasks", default=None,
+                        help=f"comma-separated tasks to train and serve (default: {','.join(TASKS)})")
+    parser.add_argument("--model-dir", type=pathlib.Path, action="append", default=[],
+                        help="an exported model (models/NAME) to measure instead of training; "
+                             "repeatable")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="sequential requests per mode (and requests per throughput run)")
+    parser.add_argument("--clients", default=None,
+                        help="comma-separated numbers of concurrent clients (default: 1,8,16,64; "
+                             "quick: 1,8)")
     args = parser.parse_args(argv)
+    tasks = args.tasks.split(",") if args.tasks else list(QUICK_TASKS if args.quick else TASKS)
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        parser.error(f"unknown task(s) {unknown}; accepted: {', '.join(TASKS)}")
+    clients_text = args.clients or ("1,8" if args.quick else "1,8,16,64")
+    try:
+        clients = [int(n) for n in clients_text.split(",")]
+    except ValueError:
+        clients = []
+    if not clients or min(clients) <= 0:
+        parser.error(f"--clients takes positive whole numbers; received {args.clients!r}")
     count = args.requests or (20 if args.quick else 400)
-    per_client = max(1, count // args.clients) if args.quick else count // 4
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
-        if args.model_dir is None:
-            print("Training a short sentiment run to serve ...", flush=True)
-            base = sentiment_model(pathlib.Path(tmp), steps=5 if args.quick else 50,
-                                   examples=200 if args.quick else 2000)
-        else:
-            base = args.model_dir.resolve()
-        versions = numeric_versions(base)
-        if not versions:
-            raise ValueError(f"{base} holds no version directories NAME/VERSION/saved_model.pb.")
-        version_dir = versions[max(versions)]
-        requests = warmup_requests(version_dir)
-        process, grpc_port, rest_port = start_server(base.parent)
+        bases = [path.resolve() for path in args.model_dir]
+        if not bases:
+            for task in tasks:
+                print(f"Training a short {task} run to serve ...", flush=True)
+                bases.append(trained_model(task, pathlib.Path(tmp), args.quick))
+        # One server for every model, as `seqzoo serve --models-dir` serves them.
+        models_root = pathlib.Path(tmp) / "served"
+        models_root.mkdir()
+        versions = {}
+        for base in bases:
+            found = numeric_versions(base)
+            if not found:
+                raise ValueError(f"{base} holds no version directories NAME/VERSION/saved_model.pb.")
+            versions[base.name] = (max(found), found[max(found)])
+            (models_root / base.name).symlink_to(base)
+        process, grpc_port, rest_port = start_server(models_root)
         try:
-            modes = callers(version_dir, base.name, requests, grpc_port, rest_port)
-            rows = {}
-            for mode, make_call in modes.items():
-                times = latency_ms(make_call, count)
-                rows[mode] = (np.percentile(times, 50), np.percentile(times, 99),
-                              throughput(make_call, args.clients, per_client))
+            for name, (version, version_dir) in versions.items():
+                modes = callers(version_dir, name, warmup_requests(version_dir), grpc_port,
+                                rest_port)
+                rows = measure(modes, count, clients)
+                print_table(f"Serving {name} version {version}: batch 1; p50/p99 of {count} "
+                            f"sequential requests; req/s with {'/'.join(map(str, clients))} "
+                            f"concurrent clients (load average {os.getloadavg()[0]:.1f})"
+                            f"{' (quick)' if args.quick else ''}.", rows, clients)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-
-    base_p50, _, base_rps = rows["in-process"]
-    print(f"\nServing {base.name} version {max(versions)}: batch 1, {count} sequential requests; "
-          f"throughput with {args.clients} concurrent clients x {per_client} requests.")
-    header = (f"{'mode':<11}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}"
-              f"{'p50 / in-process':>19}{'req/s / in-process':>21}")
-    print(header)
-    print("-" * len(header))
-    for mode, (p50, p99, rps) in rows.items():
-        print(f"{mode:<11}{p50:>9.2f}{p99:>9.2f}{rps:>10.0f}{p50 / base_p50:>19.2f}"
-              f"{rps / base_rps:>21.2f}")
     return 0
 
 

@@ -1,16 +1,20 @@
-"""The REST half of the model server: TF Serving's `/v1/models/...` API over stdlib HTTP."""
+"""The REST half of the model server: TF Serving's `/v1/models/...` API on aiohttp's HTTP server."""
 
 from __future__ import annotations
 
-import http.server
+import asyncio
+import concurrent.futures
 import json
 import logging
+import os
 import re
 import socket
 import threading
-import time
 
 import grpc
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf import json_format
 
 from seqzoo.serving import json_examples, json_tensors, serving_metrics
@@ -28,6 +32,9 @@ _ROUTE = re.compile(
 _APIS = {":predict": "Predict", ":classify": "Classify", ":regress": "Regress"}
 _ACCEPTED = {("GET", None), ("GET", "/metadata"), ("POST", ":predict"), ("POST", ":classify"),
              ("POST", ":regress")}
+_JSON = "application/json"
+# Worker threads per CPU answering REST requests, as TF Serving's `--rest_api_num_threads`.
+THREADS_PER_CPU = 4
 
 
 def _proto_json(message) -> dict:
@@ -45,145 +52,58 @@ class _BodyTooLarge(Exception):
                          "or raise the limit.")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    # Keep-alive connections: clients reuse one connection for many requests.
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms per request).
-    disable_nagle_algorithm = True
-    server_version = "seqzoo-model-server"
-    server: "_HTTPServer"
+def _json_answer(status: int, payload: dict) -> tuple[int, str, bytes]:
+    return status, _JSON, json.dumps(payload).encode("utf-8")
 
-    def setup(self):
-        # A per-read timeout: a client that stalls mid-request (or an idle keep-alive one) holds
-        # its thread only this long.
-        self.timeout = self.server.limits.timeout_seconds
-        super().setup()
-        self.server.connections.opened(self.connection)
 
-    def finish(self):
-        self.server.connections.closed(self.connection)
-        super().finish()
+def _error_answer(err: ServingError | _BodyTooLarge) -> tuple[int, str, bytes]:
+    """TF Serving's error body `{"error": "..."}` with the status of the error's code."""
+    if isinstance(err, _BodyTooLarge):
+        return _json_answer(413, {"error": str(err)})
+    return _json_answer(err.http_status, {"error": err.message})
 
-    def handle(self):
-        self.close_connection = True
-        self.handle_one_request()
-        while not self.close_connection and self.server.connections.idle(self.connection):
-            self.handle_one_request()
 
-    def parse_request(self) -> bool:
-        # The request line has arrived: from here the request is accepted, and a drain waits
-        # for its answer.
-        self.server.connections.busy(self.connection)
-        return super().parse_request()
+class _RestApi:
+    """TF Serving's REST API apart from HTTP: what a request's headers allow, and the answer to
+    a whole request. `answer` blocks (model calls are session runs): it runs in worker threads."""
 
-    def handle_expect_100(self) -> bool:
-        # A client that asks first (curl does for large bodies) is refused before it sends.
-        try:
-            self._content_length()
-        except (ServingError, _BodyTooLarge) as err:
-            self._send(*_error_answer(err), close=True)
-            return False
-        return super().handle_expect_100()
+    def __init__(self, registry: ModelRegistry, limits: RestLimits, metrics_path: str | None):
+        self.registry = registry
+        self.limits = limits
+        self.metrics_path = metrics_path
 
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's parameter name
-        log.debug("%s - %s", self.address_string(), format % args)
-
-    def do_GET(self):
-        self._answer("GET")
-
-    def do_POST(self):
-        self._answer("POST")
-
-    def _content_length(self) -> int:
-        if self.headers.get("Transfer-Encoding", "identity").lower() != "identity":
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               "Transfer-Encoding is not supported; send the body with a "
-                               "Content-Length header.")
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Invalid Content-Length {self.headers.get('Content-Length')!r}.")
-        if length > self.server.limits.max_body_bytes:
-            raise _BodyTooLarge(length, self.server.limits.max_body_bytes)
+    def body_length(self, headers) -> int | None:
+        """The length of the body the headers announce (None when it comes in chunks), refused
+        before any of it is read when it is over the limit."""
+        if headers.get("Transfer-Encoding", "identity").lower() == "chunked":
+            return None
+        length = int(headers.get("Content-Length") or 0)
+        if length > self.limits.max_body_bytes:
+            raise _BodyTooLarge(length, self.limits.max_body_bytes)
         return length
 
-    def _read_body(self) -> bytes:
-        """The request body, which must arrive within the timeout. A body over the limit is
-        read and dropped unparsed, so that a client that sends it all before reading the answer
-        gets the 413; a request whose body cannot be delimited closes the connection."""
+    def answer(self, method: str, target: str, body: bytes) -> tuple[int, str, bytes]:
+        """`(status, content type, body)` of the response to a request for `target` (path and
+        query); errors in TF Serving's form `{"error": "..."}`."""
+        path = target.split("?", 1)[0]
         try:
-            length = self._content_length()
-        except _BodyTooLarge:
-            self.close_connection = True
-            self._read(int(self.headers["Content-Length"]), keep=False)
-            raise
-        except ServingError:
-            self.close_connection = True
-            raise
-        return self._read(length, keep=True)
-
-    def _read(self, length: int, keep: bool) -> bytes:
-        deadline = time.monotonic() + self.server.limits.timeout_seconds
-        chunks, received = [], 0
-        while received < length:
-            chunk = self.rfile.read1(min(length - received, 1 << 20))
-            if not chunk or time.monotonic() > deadline:
-                raise TimeoutError(f"the body arrived incomplete ({received} of {length} bytes)")
-            if keep:
-                chunks.append(chunk)
-            received += len(chunk)
-        return b"".join(chunks)
-
-    def _answer(self, method: str):
-        try:
-            body = self._read_body()
-            if method == "GET" and self.path.split("?", 1)[0] == self.server.metrics_path:
-                self._send_metrics()
-                return
-            status, payload = 200, self._route(method, body)
-        except (ServingError, _BodyTooLarge) as err:
-            status, payload = _error_answer(err)
-        except TimeoutError as err:
-            # The rest of this request may still come: the connection cannot be reused.
-            self.close_connection = True
-            status, payload = 408, {"error": f"Request timed out: {err}. A request must arrive "
-                                             f"within {self.server.limits.timeout_seconds:g} s."}
+            if method == "GET" and path == self.metrics_path:
+                return 200, serving_metrics.CONTENT_TYPE, self.registry.metrics.exposition()
+            return _json_answer(200, self._route(method, target, path, body))
+        except ServingError as err:
+            return _error_answer(err)
         except Exception as err:  # a server bug must still answer, in TF Serving's error form
-            log.exception("Internal error answering %s %s", method, self.path)
-            status, payload = 500, {"error": f"Internal error: {err}"}
-        self._send(status, payload, close=self.close_connection or self.server.connections.draining)
+            log.exception("Internal error answering %s %s", method, target)
+            return _json_answer(500, {"error": f"Internal error: {err}"})
 
-    def _send_metrics(self) -> None:
-        data = self.server.registry.metrics.exposition()
-        self.send_response(200)
-        self.send_header("Content-Type", serving_metrics.CONTENT_TYPE)
-        self._send_body(data, close=self.server.connections.draining)
-
-    def _send(self, status: int, payload: dict, close: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self._send_body(json.dumps(payload).encode("utf-8"), close)
-
-    def _send_body(self, data: bytes, close: bool) -> None:
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.close_connection = True
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _route(self, method: str, body: bytes) -> dict:
-        registry: ModelRegistry = self.server.registry
-        match = _ROUTE.match(self.path.split("?", 1)[0])
+    def _route(self, method: str, target: str, path: str, body: bytes) -> dict:
+        registry = self.registry
+        match = _ROUTE.match(path)
         verb = match and match["verb"]
         if not match or (method, verb) not in _ACCEPTED:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND,
-                f"Malformed request: {method} {self.path}. Accepted: GET /v1/models/NAME"
+                f"Malformed request: {method} {target}. Accepted: GET /v1/models/NAME"
                 "[/versions/N|/labels/LABEL][/metadata], POST /v1/models/NAME"
                 "[/versions/N|/labels/LABEL]:(predict|classify|regress).",
             )
@@ -201,21 +121,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             servable = registry.get(name, version, label)
             request = _json_body(body)
             if verb == ":predict":
-                return self._predict(servable, request, self.server.limits.max_elements)
+                return self._predict(servable, request)
             signature_name, examples = json_examples.parse_request(request)
             if verb == ":classify":
                 return json_examples.format_classification(
                     servable.classify(signature_name, examples))
             return json_examples.format_regression(servable.regress(signature_name, examples))
 
-    @staticmethod
-    def _predict(servable, request, max_elements: int) -> dict:
+    def _predict(self, servable, request) -> dict:
         signature_name = request.get("signature_name", "") if isinstance(request, dict) else ""
         if not isinstance(signature_name, str):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"'signature_name' must be a string; received {signature_name!r}.")
         specs = servable.input_specs(signature_name)
-        inputs, row_format = json_tensors.parse_predict_request(request, specs, max_elements)
+        inputs, row_format = json_tensors.parse_predict_request(request, specs,
+                                                                self.limits.max_elements)
         outputs = servable.predict(signature_name, inputs)
         return json_tensors.format_predict_response(outputs, row_format)
 
@@ -233,93 +153,140 @@ def _json_body(body: bytes):
                            f"tensor has at most {json_tensors.MAX_RANK} dimensions.") from None
 
 
-def _error_answer(err: ServingError | _BodyTooLarge) -> tuple[int, dict]:
-    if isinstance(err, _BodyTooLarge):
-        return 413, {"error": str(err)}
-    return err.http_status, {"error": err.message}
+class _MalformedHTTP(logging.Filter):
+    """Drops aiohttp's ERROR record, with a traceback, of each request it cannot parse (a bad
+    Content-Length, a garbled request line): the client's mistake, answered 400, not the
+    server's; a hostile client could fill the log with them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+logging.getLogger("aiohttp.server").addFilter(_MalformedHTTP())
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: aiohttp's protocol for it, watched so that a request which does
+    not arrive in time (a client that sends half a request line and stalls, or an idle
+    keep-alive connection) closes it. aiohttp itself bounds neither."""
+
+    def __init__(self, protocol: asyncio.Protocol, connections: "_Connections"):
+        self.protocol = protocol
+        self.connections = connections
+        self.transport: asyncio.Transport | None = None
+        self.busy = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.protocol.connection_made(transport)
+        self.connections.opened(self)
+
+    def data_received(self, data):
+        self.protocol.data_received(data)
+
+    def eof_received(self):
+        return self.protocol.eof_received()
+
+    def connection_lost(self, exc):
+        self.connections.closed(self)
+        self.protocol.connection_lost(exc)
+
+    def pause_writing(self):
+        self.protocol.pause_writing()
+
+    def resume_writing(self):
+        self.protocol.resume_writing()
 
 
 class _Connections:
-    """The open connections of the REST server, and whether each is answering a request, so
-    that a drain closes idle keep-alive connections at once and waits for busy ones."""
+    """The open connections, whether each is answering a request, and their arrival deadlines;
+    a drain closes idle connections at once and waits for busy ones. Used on the event loop's
+    thread only."""
 
-    def __init__(self):
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_seconds: float):
+        self.loop = loop
+        self.timeout_seconds = timeout_seconds
         self.draining = False
-        self._idle: set[socket.socket] = set()
-        self._busy: set[socket.socket] = set()
-        self._changed = threading.Condition()
+        self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
+        self._busy = 0
+        self._all_idle = asyncio.Event()
+        self._all_idle.set()
 
-    def opened(self, connection: socket.socket) -> None:
-        with self._changed:
-            self._idle.add(connection)
-            if self.draining:  # accepted just before the listening socket closed
-                _stop_reading(connection)
+    def opened(self, connection: _Connection) -> None:
+        if self.draining:  # accepted just before the listening socket closed
+            connection.transport.close()
+            return
+        self._by_transport[connection.transport] = connection
+        self._wait_for_request(connection)
 
-    def busy(self, connection: socket.socket) -> None:
-        with self._changed:
-            self._idle.discard(connection)
-            self._busy.add(connection)
+    def closed(self, connection: _Connection) -> None:
+        self._by_transport.pop(connection.transport, None)
+        self._settle(connection)
 
-    def idle(self, connection: socket.socket) -> bool:
-        """Marks `connection` as waiting for its next request; False if it should close."""
-        with self._changed:
-            self._busy.discard(connection)
-            self._changed.notify_all()
+    def busy(self, transport) -> None:
+        """A request arrived (its headers): a drain waits for its answer."""
+        connection = self._by_transport.get(transport)
+        if connection is not None and not connection.busy:
+            connection.busy = True
+            connection.timer.cancel()
+            self._busy += 1
+            self._all_idle.clear()
+
+    def idle(self, transport) -> None:
+        """The request was answered: the next one must arrive in time."""
+        connection = self._by_transport.get(transport)
+        if connection is not None:
+            self._settle(connection)
             if self.draining:
-                return False
-            self._idle.add(connection)
-            return True
+                transport.close()
+            else:
+                self._wait_for_request(connection)
 
-    def closed(self, connection: socket.socket) -> None:
-        with self._changed:
-            self._idle.discard(connection)
-            self._busy.discard(connection)
-            self._changed.notify_all()
+    def _wait_for_request(self, connection: _Connection) -> None:
+        connection.timer = self.loop.call_later(self.timeout_seconds, self._expire, connection)
 
-    def drain(self, timeout: float) -> int:
+    def _expire(self, connection: _Connection) -> None:
+        if not connection.busy:
+            connection.transport.close()
+
+    def _settle(self, connection: _Connection) -> None:
+        if connection.timer is not None:
+            connection.timer.cancel()
+        if connection.busy:
+            connection.busy = False
+            self._busy -= 1
+            if not self._busy:
+                self._all_idle.set()
+
+    async def drain(self, timeout: float) -> int:
         """Closes idle connections and waits up to `timeout` seconds for the busy ones to
         answer; returns how many were still busy."""
-        with self._changed:
-            self.draining = True
-            for connection in self._idle:
-                _stop_reading(connection)
-            self._changed.wait_for(lambda: not self._busy, timeout)
-            return len(self._busy)
-
-
-def _stop_reading(connection: socket.socket) -> None:
-    # The handler blocked reading the next request sees the end of the stream and closes.
-    try:
-        connection.shutdown(socket.SHUT_RD)
-    except OSError:
-        pass  # already closed by the client
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    # server_close() would join every connection's thread, idle keep-alive ones included;
-    # `_Connections.drain` waits for the ones answering a request instead.
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, address, registry: ModelRegistry, limits: RestLimits,
-                 metrics_path: str | None):
-        super().__init__(address, _Handler)
-        self.registry = registry
-        self.limits = limits
-        self.metrics_path = metrics_path
-        self.connections = _Connections()
+        self.draining = True
+        for connection in list(self._by_transport.values()):
+            if not connection.busy:
+                connection.transport.close()
+        try:
+            await asyncio.wait_for(self._all_idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        return self._busy
 
 
 class RestServer:
-    """Serves a `ModelRegistry` over TF Serving's REST API in a background thread.
+    """Serves a `ModelRegistry` over TF Serving's REST API, on aiohttp's HTTP server.
 
     Endpoints: `GET /v1/models/NAME[/versions/N|/labels/LABEL]` (status), `GET .../metadata`
     (signature defs), `POST .../NAME[/versions/N|/labels/LABEL]:predict` (row `instances` or
     columnar `inputs`), `...:classify` and `...:regress` (`examples` of features). Errors answer
     `{"error": "..."}` with TF Serving's HTTP status for the error's code. Requests are bounded
-    by `limits` (413 for a large body, 400 for too deep or too many values, 408 for a request
-    that does not arrive in time).
+    by `limits` (413 for a large body, before it is read; 400 for too deep or too many values;
+    408 for a body that does not arrive in time, and a connection whose next request does not
+    begin in time is closed).
+
+    One event loop, in a background thread, reads and writes every connection; the answers
+    (JSON parsing, model calls) are computed by `num_threads` worker threads, so a long model
+    call holds up no other client.
 
     Args:
         registry: the models to serve.
@@ -328,6 +295,8 @@ class RestServer:
         limits: the `RestLimits` of each request.
         metrics_path: where `GET` answers the registry's metrics in Prometheus' text format
             (TF Serving's `prometheus_config.path`); None serves none.
+        num_threads: threads computing answers at once (TF Serving's `--rest_api_num_threads`);
+            None: 4 per CPU, as TF Serving.
 
     Example:
     ```python
@@ -339,10 +308,21 @@ class RestServer:
     """
 
     def __init__(self, registry: ModelRegistry, host: str = "127.0.0.1", port: int = 8501,
-                 limits: RestLimits | None = None, metrics_path: str | None = None):
-        self._server = _HTTPServer((host, port), registry, limits or RestLimits(), metrics_path)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rest-server",
+                 limits: RestLimits | None = None, metrics_path: str | None = None,
+                 num_threads: int | None = None):
+        if num_threads is not None and num_threads <= 0:
+            raise ValueError(f"num_threads must be > 0. Received: num_threads={num_threads}")
+        listening = socket.create_server((host, port))
+        self.port = listening.getsockname()[1]
+        self._api = _RestApi(registry, limits or RestLimits(), metrics_path)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            num_threads or THREADS_PER_CPU * (os.cpu_count() or 1), thread_name_prefix="rest")
+        self._loop = asyncio.new_event_loop()
+        self._connections = _Connections(self._loop, self._api.limits.timeout_seconds)
+        self._web = web.Server(self._handle, loop=self._loop, access_log=None)
+        self._listener = self._loop.run_until_complete(self._loop.create_server(
+            lambda: _Connection(self._web(), self._connections), sock=listening))
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rest-server",
                                         daemon=True)
 
     def start(self) -> None:
@@ -352,7 +332,86 @@ class RestServer:
         """Stops accepting connections, closes idle ones, and waits up to `drain_seconds` for
         the requests being answered; returns how many were not answered in time."""
         if self._thread.is_alive():
-            self._server.shutdown()
+            unanswered = asyncio.run_coroutine_threadsafe(
+                self._stop(drain_seconds), self._loop).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-        self._server.server_close()  # the listening socket: new connections are refused
-        return self._server.connections.drain(drain_seconds)
+        else:
+            unanswered = self._loop.run_until_complete(self._stop(drain_seconds))
+        self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return unanswered
+
+    async def _stop(self, drain_seconds: float) -> int:
+        self._listener.close()  # the listening socket: new connections are refused
+        unanswered = await self._connections.drain(drain_seconds)
+        # The requests still running are cancelled (aiohttp reads a timeout of 0 as none).
+        await self._web.shutdown(0.001)
+        running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        return unanswered
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        self._connections.busy(request.transport)
+        try:
+            status, content_type, data, close = await self._respond(request)
+            response = web.Response(status=status, body=data,
+                                    headers={"Content-Type": content_type})
+            if close or self._connections.draining:
+                response.force_close()
+            # Written here rather than by aiohttp after the return, so that the connection is
+            # idle (and may be closed by a drain) only once its answer is out.
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        finally:
+            self._connections.idle(request.transport)
+
+    async def _respond(self, request: web.BaseRequest) -> tuple[int, str, bytes, bool]:
+        """`(status, content type, body, close the connection after)`."""
+        try:
+            try:
+                length = self._api.body_length(request.headers)
+            except _BodyTooLarge:
+                # A client that asks first (curl does for large bodies) is refused before it
+                # sends; one that sends it all before reading the answer gets the answer once
+                # the body is read and dropped unparsed.
+                if request.headers.get("Expect", "").lower() != "100-continue":
+                    await self._read(request, None, keep=False)
+                raise
+            if request.headers.get("Expect", "").lower() == "100-continue":
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = await self._read(request, length, keep=True)
+        except (_BodyTooLarge, ServingError) as err:
+            return *_error_answer(err), True
+        except TimeoutError as err:
+            # The rest of this request may still come: the connection cannot be reused.
+            timeout = self._api.limits.timeout_seconds
+            return *_json_answer(408, {"error": f"Request timed out: {err}. A request must "
+                                                f"arrive within {timeout:g} s."}), True
+        status, content_type, data = await self._loop.run_in_executor(
+            self._pool, self._api.answer, request.method, request.raw_path, body)
+        return status, content_type, data, False
+
+    async def _read(self, request: web.BaseRequest, length: int | None, keep: bool) -> bytes:
+        """The body, which must arrive within the timeout; `length` None: chunked, bounded by
+        the body limit as it comes."""
+        limit = self._api.limits.max_body_bytes
+        chunks, received = [], 0
+        try:
+            async with asyncio.timeout(self._api.limits.timeout_seconds):
+                while chunk := await request.content.readany():
+                    received += len(chunk)
+                    if keep and length is None and received > limit:
+                        raise _BodyTooLarge(received, limit)
+                    if keep:
+                        chunks.append(chunk)
+        except TimeoutError:
+            expected = "" if length is None else f" of {length}"
+            raise TimeoutError(f"the body arrived incomplete ({received}{expected} bytes)") from None
+        except RequestPayloadError as err:  # e.g. a malformed chunk
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"The request body is malformed: {err}") from None
+        return b"".join(chunks)

@@ -40,6 +40,8 @@ class ModelServer:
         allow_version_labels_for_unavailable_models: as TF Serving's flag of that name.
         rest_limits: what one REST request may cost (`RestLimits`: body size, read timeout,
             tensor elements).
+        rest_num_threads: threads computing REST answers at once (TF Serving's
+            `--rest_api_num_threads`); None: 4 per CPU, as TF Serving.
         grpc_max_threads: threads answering gRPC calls at once (TF Serving's flag of that name).
         grpc_arguments: gRPC server arguments, as TF Serving's `--grpc_channel_arguments`
             (e.g. `{"grpc.max_receive_message_length": 1 << 20}`).
@@ -59,7 +61,8 @@ class ModelServer:
                  model_config_file=None, host: str = "127.0.0.1", rest_port: int = 8501,
                  grpc_port: int = 8500, poll_seconds: float = 2.0, config_poll_seconds: float = 0,
                  allow_version_labels_for_unavailable_models: bool = False,
-                 rest_limits: RestLimits | None = None, grpc_max_threads: int = 8,
+                 rest_limits: RestLimits | None = None, rest_num_threads: int | None = None,
+                 grpc_max_threads: int = 8,
                  grpc_arguments: dict[str, int | str] | None = None,
                  metrics_path: str | None = None):
         for key, value in (("poll_seconds", poll_seconds),
@@ -74,7 +77,8 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models)
         self.host = host
         self._requested_ports = (rest_port, grpc_port)
-        self._rest_options = {"limits": rest_limits, "metrics_path": metrics_path}
+        self._rest_options = {"limits": rest_limits, "metrics_path": metrics_path,
+                              "num_threads": rest_num_threads}
         self._grpc_options = {"max_workers": grpc_max_threads, "arguments": grpc_arguments}
         self._rest: RestServer | None = None
         self._grpc: GrpcServer | None = None

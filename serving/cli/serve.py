@@ -50,6 +50,8 @@ def register(subparsers) -> None:
                              "(default: 16 MiB)")
     parser.add_argument("--rest_api_max_elements", type=_positive(int), default=1 << 22,
                         help="most tensor elements in one REST predict request (default: 4194304)")
+    parser.add_argument("--rest_api_num_threads", type=_positive(int), default=None,
+                        help="threads computing REST answers at once (default: 4 per CPU)")
     parser.add_argument("--grpc_max_threads", type=_positive(int), default=8,
                         help="threads answering gRPC calls at once (default: 8)")
     parser.add_argument("--grpc_channel_arguments", type=_channel_arguments, default={},
@@ -151,6 +153,7 @@ def run(args) -> int:
         rest_limits=RestLimits(max_body_bytes=args.rest_api_max_body_bytes,
                                timeout_seconds=args.rest_api_timeout_in_ms / 1000,
                                max_elements=args.rest_api_max_elements),
+        rest_num_threads=args.rest_api_num_threads,
         grpc_max_threads=args.grpc_max_threads, grpc_arguments=args.grpc_channel_arguments,
         metrics_path=metrics_path,
     )

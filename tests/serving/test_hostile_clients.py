@@ -4,6 +4,7 @@ gRPC deadlines that pass while a request waits."""
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -67,6 +68,41 @@ def test_a_body_over_the_limit_is_refused_413_without_being_parsed(server):
     good_request_is_answered(server)
 
 
+def exchange(server, *parts: bytes) -> list[bytes]:
+    """Sends each part of a raw request in turn, reading the response (interim or final) that
+    the server gives after each."""
+    answers = []
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as raw:
+        for part in parts:
+            raw.sendall(part)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += raw.recv(65536)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: (\d+)", head)
+            while length and len(body) < int(length[1]):
+                body += raw.recv(65536)
+            answers.append(head + b"\r\n\r\n" + body)
+    return answers
+
+
+def test_bodies_that_wait_for_100_continue_or_come_in_chunks_are_read_within_the_limit(server):
+    body = b'{"instances": ["hi"]}'
+    head = b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+    continued, answer = exchange(
+        server, head + b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body), body)
+    assert continued == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'"length": 2}]}')
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    (answer,) = exchange(server, chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'"length": 2}]}')
+    chunk = b"[" * (MAX_BODY // 2 + 1)
+    (answer,) = exchange(server, chunked + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert f"{2 * len(chunk)} bytes is larger than the limit of {MAX_BODY}".encode() in answer
+    good_request_is_answered(server)
+
+
 @pytest.mark.parametrize("depth", [50_000, 100])
 def test_deep_nesting_is_refused_400(server, depth):
     body = b'{"inputs": {"text": ' + b"[" * depth + b'"a"' + b"]" * depth + b"}}"
@@ -101,6 +137,23 @@ def test_clients_that_stall_are_timed_out_and_hold_up_no_one(server):
         assert b"A request must arrive within 1.5 s." in answer
         assert half_line.recv(4096) == b""  # closed
     assert time.monotonic() - started < TIMEOUT_SECONDS * 4
+
+
+def test_a_long_model_call_holds_up_no_other_rest_client(server):
+    answers = {}
+
+    def slow():
+        answers["slow"] = post(server, json.dumps({"instances": [2_000_000]}).encode(),
+                               "/v1/models/slow:predict")
+
+    caller = threading.Thread(target=slow)
+    caller.start()
+    time.sleep(0.5)  # the slow call is computing in a worker thread
+    before = time.monotonic()
+    good_request_is_answered(server)
+    assert time.monotonic() - before < 1.0
+    caller.join()
+    assert answers["slow"][0] == 200, answers
 
 
 def predict_request(name, **inputs):

@@ -6,9 +6,13 @@ from bench import serve_bench
 def test_serve_bench_quick_prints_its_table(capsys):
     assert serve_bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert "p50 / in-process" in out
+    assert "Serving sentiment version 1" in out
+    header = next(line for line in out.splitlines() if line.startswith("mode"))
+    assert "req/s 8" in header and header.endswith("/ in-proc 8")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
             if line.split()[:1] in (["in-process"], ["gRPC"], ["REST"])}
     assert sorted(rows) == ["REST", "gRPC", "in-process"]
-    assert rows["in-process"][3:] == ["1.00", "1.00"]
+    # p50, p99, p50 ratio, req/s with 1 and 8 clients (quick), and their ratios.
+    assert all(len(values) == 7 for values in rows.values())
+    assert rows["in-process"][2] == "1.00" and rows["in-process"][5:] == ["1.00"] * 2
     assert all(float(value) > 0 for values in rows.values() for value in values)
