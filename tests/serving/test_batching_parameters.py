@@ -1,7 +1,11 @@
 """TF Serving's `--batching_parameters_file`: its text `BatchingParameters` (wrapped values) read
-with TF Serving's defaults, and bad values refused naming the field."""
+with TF Serving's defaults, bad values refused naming the field, and `seqzoo serve` refusing a
+bad file (or a file without `--enable_batching`) before it loads anything."""
+
+import subprocess
 
 import pytest
+from server_process import SEQZOO
 
 from seqzoo.serving.batching_parameters import BatchingParameters, read_batching_parameters
 
@@ -65,3 +69,21 @@ def test_fields_left_out_take_tf_serving_defaults(parse):
 def test_bad_values_are_refused_naming_the_field(parse, text, message):
     with pytest.raises(ValueError, match=f"Batching parameters file .*{message}"):
         parse(text)
+
+
+def serve(*flags):
+    return subprocess.run([SEQZOO, "serve", "--models-dir", "nowhere", *flags],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_serve_refuses_a_bad_file_before_loading(tmp_path):
+    path = tmp_path / "batching.config"
+    path.write_text("max_batch_size { value: 4 }\nallowed_batch_sizes: 2\n")
+    result = serve("--enable_batching", "--batching_parameters_file", str(path))
+    assert result.returncode == 2
+    assert "seqzoo serve: error: Batching parameters file" in result.stderr
+    assert "allowed_batch_sizes" in result.stderr and "Serving" not in result.stdout
+
+    result = serve("--batching_parameters_file", str(path))
+    assert result.returncode == 2
+    assert "without --enable_batching" in result.stderr
