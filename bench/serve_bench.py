@@ -4,7 +4,9 @@ and over REST, measured side by side in one run.
 The model is the sentiment model (a short training run exported to a temp dir), or any exported
 model given with `--model-dir`; requests are its warmup requests (batch 1), cycled. The server runs
 in its own process (`seqzoo serve`), as TF Serving would. Latency: sequential requests, p50/p99.
-Throughput: 8 concurrent clients.
+Throughput: 8 concurrent clients. Then (not with --quick) a second server with TF Serving's
+request batching at its defaults (`--enable_batching`, its CPU advice: no batch timeout, a batch
+thread per core), and throughput and p99 with 8, 16 and 64 clients against both servers.
 
     python -m bench serve [--quick] [--model-dir models/sentiment] [--requests N] [--clients 8]
 """
@@ -60,10 +62,11 @@ def warmup_requests(version_dir: pathlib.Path):
     return requests
 
 
-def start_server(models_root: pathlib.Path):
+def start_server(models_root: pathlib.Path, *flags: str):
+    """`seqzoo serve` on free ports in its own process; returns it and its gRPC and REST ports."""
     process = subprocess.Popen(
         [sys.executable, "-m", "seqzoo.serving.cli", "serve", "--models-dir", str(models_root),
-         "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0"],
+         "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0", *flags],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
@@ -144,6 +147,48 @@ def throughput(make_call, clients: int, per_client: int) -> float:
     return clients * per_client / (time.perf_counter() - start)
 
 
+# The batched server: gRPC threads for every client, so that calls wait for a batch, not a thread.
+BATCHED_FLAGS = ("--enable_batching", "--grpc_max_threads", "64")
+BATCHED_CLIENTS = (8, 16, 64)
+
+
+def timed(make_call, seconds: list):
+    """`make_call` whose calls append how long each took to `seconds`."""
+    def make():
+        call = make_call()
+
+        def timed_call(i):
+            start = time.perf_counter()
+            result = call(i)
+            seconds.append(time.perf_counter() - start)
+            return result
+        return timed_call
+    return make
+
+
+def batching_table(servers: dict, per_client: int, sequential_rate: float) -> str:
+    """Throughput and p99 of each protocol with 8, 16 and 64 clients against the unbatched and
+    the batched server (`servers`: their modes from `callers`), taking turns; the table."""
+    header = (f"{'mode':<6}{'clients':>8}{'req/s':>9}{'batched':>9}{'ratio':>7}"
+              f"{'/ in-process 1':>16}{'p99 ms':>9}{'batched':>9}{'ratio':>7}")
+    lines = []
+    for clients in BATCHED_CLIENTS:
+        for mode in ("gRPC", "REST"):
+            rates, p99s = [], []
+            for modes in servers.values():
+                seconds = []
+                rates.append(throughput(timed(modes[mode], seconds), clients, per_client))
+                p99s.append(np.percentile(seconds, 99) * 1e3)
+            lines.append(f"{mode:<6}{clients:>8}{rates[0]:>9.0f}{rates[1]:>9.0f}"
+                         f"{rates[1] / rates[0]:>7.2f}{rates[1] / sequential_rate:>16.2f}"
+                         f"{p99s[0]:>9.1f}{p99s[1]:>9.1f}{p99s[1] / p99s[0]:>7.2f}")
+    return "\n".join([
+        f"\nRequest batching ({' '.join(BATCHED_FLAGS)}) against the server without it; "
+        f"{per_client} requests per client; '/ in-process 1' divides by the in-process call's "
+        f"sequential rate ({sequential_rate:.0f} req/s); load average {os.getloadavg()[0]:.1f}.",
+        header, "-" * len(header), *lines])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
@@ -175,6 +220,17 @@ def main(argv: list[str] | None = None) -> int:
                 times = latency_ms(make_call, count)
                 rows[mode] = (np.percentile(times, 50), np.percentile(times, 99),
                               throughput(make_call, args.clients, per_client))
+            batching = ""
+            if not args.quick:
+                batched, *ports = start_server(base.parent, *BATCHED_FLAGS)
+                try:
+                    servers = {"unbatched": modes,
+                               "batched": callers(version_dir, base.name, requests, *ports)}
+                    batching = batching_table(servers, per_client, 1e3 / np.mean(
+                        latency_ms(modes["in-process"], count)))
+                finally:
+                    batched.send_signal(signal.SIGTERM)
+                    batched.wait(timeout=60)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
@@ -189,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, (p50, p99, rps) in rows.items():
         print(f"{mode:<11}{p50:>9.2f}{p99:>9.2f}{rps:>10.0f}{p50 / base_p50:>19.2f}"
               f"{rps / base_rps:>21.2f}")
+    if batching:
+        print(batching)
     return 0
 
 
