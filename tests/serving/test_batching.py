@@ -18,7 +18,7 @@ from server_process import ServerProcess
 from slow_saved_model import save_slow
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-SLOW_MICROS = 1_000_000
+SLOW_MICROS = 1_500_000  # long enough to send the overflow while one runs and one waits
 FULL = "The batch scheduling queue to which this task was submitted is full"
 
 
