@@ -7,6 +7,9 @@ cycled. The server runs in its own process (`seqzoo serve`), as TF Serving would
 sequential requests from one client, p50/p99. Throughput: requests per second with 1, 8, 16 and
 64 concurrent clients (threads, each with its own connection). Every ratio is to the in-process
 call in the same run.
+Then (not with --quick) a second server with TF Serving's request batching at its defaults
+(`--enable_batching`, its CPU advice: no batch timeout, a batch thread per core): throughput and
+p99 with 8, 16 and 64 clients against both servers.
 
     python -m bench serve [--quick] [--tasks sentiment,translation] [--model-dir models/NAME]
                           [--requests N] [--clients 1,8,16,64]
@@ -191,6 +194,48 @@ def print_table(title: str, rows: dict, clients: list[int]) -> None:
               + "".join(f"{rates[n] / base_rates[n]:>14.2f}" for n in clients))
 
 
+# The batched server: gRPC threads for every client, so that calls wait for a batch, not a thread.
+BATCHED_FLAGS = ("--enable_batching", "--grpc_max_threads", "64")
+BATCHED_CLIENTS = (8, 16, 64)
+
+
+def timed(make_call, seconds: list):
+    """`make_call` whose calls append how long each took to `seconds`."""
+    def make():
+        call = make_call()
+
+        def timed_call(i):
+            start = time.perf_counter()
+            result = call(i)
+            seconds.append(time.perf_counter() - start)
+            return result
+        return timed_call
+    return make
+
+
+def batching_table(servers: dict, per_client: int, sequential_rate: float) -> str:
+    """Throughput and p99 of each protocol with 8, 16 and 64 clients against the unbatched and
+    the batched server (`servers`: their modes from `callers`), taking turns; the table."""
+    header = (f"{'mode':<6}{'clients':>8}{'req/s':>9}{'batched':>9}{'ratio':>7}"
+              f"{'/ in-process 1':>16}{'p99 ms':>9}{'batched':>9}{'ratio':>7}")
+    lines = []
+    for clients in BATCHED_CLIENTS:
+        for mode in ("gRPC", "REST"):
+            rates, p99s = [], []
+            for modes in servers.values():
+                seconds = []
+                rates.append(throughput(timed(modes[mode], seconds), clients, per_client))
+                p99s.append(np.percentile(seconds, 99) * 1e3)
+            lines.append(f"{mode:<6}{clients:>8}{rates[0]:>9.0f}{rates[1]:>9.0f}"
+                         f"{rates[1] / rates[0]:>7.2f}{rates[1] / sequential_rate:>16.2f}"
+                         f"{p99s[0]:>9.1f}{p99s[1]:>9.1f}{p99s[1] / p99s[0]:>7.2f}")
+    return "\n".join([
+        f"\nRequest batching ({' '.join(BATCHED_FLAGS)}) against the server without it; "
+        f"{per_client} requests per client; '/ in-process 1' divides by the in-process call's "
+        f"sequential rate ({sequential_rate:.0f} req/s); load average {os.getloadavg()[0]:.1f}.",
+        header, "-" * len(header), *lines])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (sentiment only)")
@@ -235,18 +280,28 @@ def main(argv: list[str] | None = None) -> int:
             versions[base.name] = (max(found), found[max(found)])
             (models_root / base.name).symlink_to(base)
         process, grpc_port, rest_port = start_server(models_root)
+        batched = None
         try:
+            if not args.quick:
+                batched, *batched_ports = start_server(models_root, *BATCHED_FLAGS)
             for name, (version, version_dir) in versions.items():
-                modes = callers(version_dir, name, warmup_requests(version_dir), grpc_port,
-                                rest_port)
+                requests = warmup_requests(version_dir)
+                modes = callers(version_dir, name, requests, grpc_port, rest_port)
                 rows = measure(modes, count, clients)
                 print_table(f"Serving {name} version {version}: batch 1; p50/p99 of {count} "
                             f"sequential requests; req/s with {'/'.join(map(str, clients))} "
                             f"concurrent clients (load average {os.getloadavg()[0]:.1f})"
                             f"{' (quick)' if args.quick else ''}.", rows, clients)
+                if batched is not None:
+                    servers = {"unbatched": modes,
+                               "batched": callers(version_dir, name, requests, *batched_ports)}
+                    print(batching_table(servers, max(2, count // 4), 1e3 / np.mean(
+                        latency_ms(modes["in-process"], count))))
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            for server in (process, batched):
+                if server is not None:
+                    server.send_signal(signal.SIGTERM)
+                    server.wait(timeout=60)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import threading
+import time
 
 import grpc
 import tensorflow as tf
@@ -76,8 +77,10 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, version, label = _requested(request.model_spec)
         servable = self.registry.get(name, version, label)
         inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        outputs = servable.predict(request.model_spec.signature_name, inputs,
-                                   request.output_filter)
+        remaining = context.time_remaining()
+        outputs = servable.predict(
+            request.model_spec.signature_name, inputs, request.output_filter,
+            deadline=None if remaining is None else time.monotonic() + remaining)
         response = predict_pb2.PredictResponse()
         _answered_spec(response.model_spec, request.model_spec, servable.version)
         for key, array in outputs.items():

@@ -15,6 +15,8 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from seqzoo.serving.batch_scheduler import BatchScheduler
+from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.servable import Servable
 from seqzoo.serving.serving_error import ServingError
 from seqzoo.serving.serving_metrics import ServingMetrics
@@ -149,6 +151,9 @@ class ModelRegistry:
         model_config_file: a TF Serving model config file (`model_config_list`).
         allow_version_labels_for_unavailable_models: as TF Serving's flag, let a new label point
             at a version that is not AVAILABLE yet; otherwise such a config is refused.
+        batching: TF Serving's `BatchingParameters` (`--enable_batching`): concurrent predict
+            calls of every served version are merged by one `BatchScheduler`
+            (`.batch_scheduler`, its threads shared by all models); None runs each call alone.
 
     Example:
     ```python
@@ -160,7 +165,8 @@ class ModelRegistry:
 
     def __init__(self, models_dir=None, *, model_name: str | None = None,
                  model_base_path=None, model_config_file=None,
-                 allow_version_labels_for_unavailable_models: bool = False):
+                 allow_version_labels_for_unavailable_models: bool = False,
+                 batching: BatchingParameters | None = None):
         given = [models_dir is not None, model_base_path is not None,
                  model_config_file is not None]
         if sum(given) != 1:
@@ -192,6 +198,8 @@ class ModelRegistry:
         self._models: dict[str, dict[int, _Version]] = {}
         self._labels: dict[str, dict[str, int]] = {}
         self.metrics = ServingMetrics()  # load attempts here, requests in the servers
+        self.batch_scheduler = (BatchScheduler(batching, self.metrics)
+                                if batching is not None else None)
         self._lock = threading.Lock()  # guards _config, _models and _labels
         self._changing = threading.Lock()  # one poll or reload at a time
 
@@ -257,7 +265,7 @@ class ModelRegistry:
     def _load(self, name: str, number: int, entry: _Version) -> None:
         start = time.perf_counter()
         try:
-            servable = Servable(name, number, entry.path)
+            servable = Servable(name, number, entry.path, self.batch_scheduler)
             replayed = servable.warmup()
         except Exception as err:  # a broken version must not take the server down
             self.metrics.record_load(str(entry.path), False, time.perf_counter() - start)
@@ -296,7 +304,10 @@ class ModelRegistry:
             log.info("Unloaded %s version %d", name, number)
 
     def unload_all(self) -> None:
-        """Unloads every version (at shutdown, as TF Serving does)."""
+        """Runs the batches still queued, then unloads every version (at shutdown, as TF
+        Serving does)."""
+        if self.batch_scheduler is not None:
+            self.batch_scheduler.stop()
         with self._changing:
             with self._lock:
                 loaded = {name: [v for v, e in versions.items() if e.state == State.AVAILABLE]

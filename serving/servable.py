@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import pathlib
 import threading
@@ -20,6 +21,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from seqzoo.serving.batch_scheduler import BatchScheduler
 from seqzoo.serving.serving_error import ServingError
 
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
@@ -28,6 +30,7 @@ DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 INIT_OP_SIGNATURE_KEY = "__saved_model_init_op"
 # TF Serving refuses a warmup file with more records than this.
 MAX_WARMUP_RECORDS = 1000
+_LOADS = itertools.count()
 
 
 def read_signature_defs(path: pathlib.Path) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -89,10 +92,18 @@ class Servable:
     Calls are thread safe: a session runs concurrent calls, and the prepared callables are made
     once under a lock.
 
+    With a `batch_scheduler` (TF Serving's `--enable_batching`), concurrent `predict` calls of
+    one signature and set of outputs are merged into one session run (see `BatchScheduler`).
+    Signatures whose inputs or outputs are declared without a batch dimension (a scalar, or a
+    fixed first dimension) always run alone. Classify, Regress and MultiInference run alone
+    too: they feed serialized examples through the same session and stay as fast as before, but
+    are not merged.
+
     Args:
         name: the model name requests use.
         version: the version number (the name of its directory).
         path: the version directory (holding `saved_model.pb`).
+        batch_scheduler: a `BatchScheduler` that merges `predict` calls, or None.
 
     Example:
     ```python
@@ -102,7 +113,8 @@ class Servable:
     ```
     """
 
-    def __init__(self, name: str, version: int, path: str | pathlib.Path):
+    def __init__(self, name: str, version: int, path: str | pathlib.Path,
+                 batch_scheduler: BatchScheduler | None = None):
         self.name = name
         self.version = int(version)
         self.path = pathlib.Path(path)
@@ -123,6 +135,10 @@ class Servable:
             for key, signature in self.signature_defs.items()}
         self._callables: dict[tuple, object] = {}
         self._lock = threading.Lock()
+        self._batch_scheduler = batch_scheduler
+        self._load_number = next(_LOADS)
+        self._batched_signatures = {key for key, signature in self.signature_defs.items()
+                                    if _has_batch_dimension(signature)}
 
     def close(self) -> None:
         """Releases the session (and the memory of the variables)."""
@@ -202,10 +218,14 @@ class Servable:
             raise ServingError.from_tf_error(err) from None
 
     def predict(self, signature_name: str, inputs: dict[str, np.ndarray],
-                output_filter=()) -> dict[str, np.ndarray]:
+                output_filter=(), batched: bool = True,
+                deadline: float | None = None) -> dict[str, np.ndarray]:
         """Runs a signature on `inputs` after checking names, dtypes and shapes.
 
-        Returns the outputs by name (only those in `output_filter` when it is not empty).
+        Returns the outputs by name (only those in `output_filter` when it is not empty). With
+        `batched` (and a batch scheduler) the call may be merged with concurrent ones; if it is
+        still waiting for its batch at `deadline` (a `time.monotonic()` time), it is dropped
+        with DEADLINE_EXCEEDED.
         """
         signature = self._signature(signature_name)
         specs = self.input_specs(signature_name)
@@ -228,7 +248,16 @@ class Servable:
             )
         feeds = {signature.inputs[name].name: _checked_array(name, np.asarray(inputs[name]), spec)
                  for name, spec in specs.items()}
-        values = self._run(feeds, tuple(signature.outputs[name].name for name in wanted))
+        fetches = tuple(signature.outputs[name].name for name in wanted)
+        key = signature_name or DEFAULT_SIGNATURE
+        if batched and self._batch_scheduler is not None and key in self._batched_signatures:
+            # Keyed by this load of the version (not the servable itself, which the scheduler
+            # must not keep alive): a reload of the same version never shares its batches.
+            values = self._batch_scheduler.run(
+                (self.name, self.version, self._load_number, key, fetches), feeds,
+                lambda merged: self._run(merged, fetches), deadline)
+        else:
+            values = self._run(feeds, fetches)
         return {name: _as_array(value) for name, value in zip(wanted, values)}
 
     def _run_on_examples(self, signatures: list[meta_graph_pb2.SignatureDef],
@@ -309,7 +338,9 @@ class Servable:
         if kind == "predict_log":
             request = entry.predict_log.request
             inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-            self.predict(request.model_spec.signature_name, inputs, request.output_filter)
+            # Alone: warmup replays one request at a time, and a merge could only delay it.
+            self.predict(request.model_spec.signature_name, inputs, request.output_filter,
+                         batched=False)
         elif kind == "classify_log":
             request = entry.classify_log.request
             self.classify(request.model_spec.signature_name, request.input)
@@ -353,6 +384,17 @@ class Servable:
                                f"{err.message}. Please verify your warmup data is in TFRecord "
                                "format.") from None
         return count
+
+
+def _has_batch_dimension(signature: meta_graph_pb2.SignatureDef) -> bool:
+    """Whether every input and output may have the batch as its first dimension: declared
+    with an unknown rank, or a first dimension of unknown size. (A merged call whose outputs
+    turn out otherwise is caught when it runs.)"""
+    tensors = [*signature.inputs.values(), *signature.outputs.values()]
+    return bool(signature.inputs) and all(
+        info.tensor_shape.unknown_rank
+        or (info.tensor_shape.dim and info.tensor_shape.dim[0].size == -1)
+        for info in tensors)
 
 
 def _checked_array(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:

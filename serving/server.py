@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.grpc_server import GrpcServer
 from seqzoo.serving.model_registry import ModelRegistry
 from seqzoo.serving.rest_limits import RestLimits
@@ -47,6 +48,9 @@ class ModelServer:
             (e.g. `{"grpc.max_receive_message_length": 1 << 20}`).
         metrics_path: REST path of the Prometheus metrics (TF Serving's
             `prometheus_config.path` in `--monitoring_config_file`); None serves none.
+        batching: TF Serving's `BatchingParameters` (`--enable_batching`,
+            `--batching_parameters_file`): concurrent predict requests over both protocols are
+            merged into batched model calls; None (the default) runs each alone.
 
     Example:
     ```python
@@ -64,7 +68,7 @@ class ModelServer:
                  rest_limits: RestLimits | None = None, rest_num_threads: int | None = None,
                  grpc_max_threads: int = 8,
                  grpc_arguments: dict[str, int | str] | None = None,
-                 metrics_path: str | None = None):
+                 metrics_path: str | None = None, batching: BatchingParameters | None = None):
         for key, value in (("poll_seconds", poll_seconds),
                            ("config_poll_seconds", config_poll_seconds)):
             if value < 0:
@@ -74,7 +78,8 @@ class ModelServer:
         self.registry = ModelRegistry(
             models_dir, model_name=model_name, model_base_path=model_base_path,
             model_config_file=model_config_file,
-            allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models)
+            allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
+            batching=batching)
         self.host = host
         self._requested_ports = (rest_port, grpc_port)
         self._rest_options = {"limits": rest_limits, "metrics_path": metrics_path,

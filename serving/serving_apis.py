@@ -24,6 +24,7 @@ import functools
 import importlib.util
 import pathlib
 import re
+import threading
 
 # The generated modules holding the services' requests and responses; their imports bring in
 # every file those depend on.
@@ -73,8 +74,18 @@ def _add_file(pool, module: str, added: set[str]) -> None:
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(ast.literal_eval(serialized.group(1))))
 
 
-@functools.cache
+# Clients are called from many threads at once: a pool built twice would make two classes of
+# each message, which do not mix (CopyFrom refuses the other's TensorProto).
+_BUILDING = threading.Lock()
+
+
 def _pool():
+    with _BUILDING:
+        return _built_pool()
+
+
+@functools.cache
+def _built_pool():
     from google.protobuf import descriptor_pool
 
     pool = descriptor_pool.DescriptorPool()

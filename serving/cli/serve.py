@@ -62,6 +62,14 @@ def register(subparsers) -> None:
                         help="TF Serving monitoring config (text MonitoringConfig), e.g. "
                              "prometheus_config { enable: true path: \"/metrics\" }: serves "
                              "Prometheus metrics at that path of the REST port")
+    parser.add_argument("--enable_batching", type=_boolean, nargs="?", const=True, default=False,
+                        help="merge concurrent predict requests into batched model calls "
+                             "(TF Serving's flag; also --enable_batching=true|false)")
+    parser.add_argument("--batching_parameters_file", default=None,
+                        help="TF Serving batching parameters (text BatchingParameters), e.g. "
+                             "max_batch_size { value: 32 } batch_timeout_micros { value: 2000 }; "
+                             "default: TF Serving's (max_batch_size 1000, batch_timeout_micros "
+                             "0, max_enqueued_batches 10, a batch thread per core)")
     parser.add_argument("--drain_timeout_seconds", type=_non_negative(float), default=20.0,
                         help="on SIGTERM or Ctrl-C, how long requests already accepted may take "
                              "to finish before the server exits (default: 20)")
@@ -93,6 +101,14 @@ def _channel_arguments(text: str) -> dict[str, int | str]:
     return arguments
 
 
+def _boolean(text: str) -> bool:
+    """A boolean flag's value as TF Serving's flag parser reads it."""
+    values = {"true": True, "1": True, "false": False, "0": False}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected true or false; received {text!r}")
+    return values[text.lower()]
+
+
 def _positive(kind):
     return _checked(kind, lambda value: value > 0, "a positive")
 
@@ -117,6 +133,7 @@ def run(args) -> int:
         from seqzoo.serving.serving_metrics import read_monitoring_config
 
         metrics_path = read_monitoring_config(args.monitoring_config_file)
+    batching = _batching_parameters(args)
     use_models_dir = args.model_base_path is None and args.model_config_file is None
     models_dir = (args.models_dir or "models") if use_models_dir else None
     watched = (("--models-dir", models_dir), ("--model_base_path", args.model_base_path))
@@ -155,7 +172,7 @@ def run(args) -> int:
                                max_elements=args.rest_api_max_elements),
         rest_num_threads=args.rest_api_num_threads,
         grpc_max_threads=args.grpc_max_threads, grpc_arguments=args.grpc_channel_arguments,
-        metrics_path=metrics_path,
+        metrics_path=metrics_path, batching=batching,
     )
     server.start()
     loaded = {name: server.registry.versions(name) for name in server.registry.names()}
@@ -168,3 +185,20 @@ def run(args) -> int:
     server.stop(drain_seconds=args.drain_timeout_seconds)
     print("Stopped.", flush=True)
     return 0
+
+
+def _batching_parameters(args):
+    """The `BatchingParameters` the flags ask for (None without --enable_batching), read
+    before TensorFlow loads so that a bad file is refused at once."""
+    from seqzoo.serving import batching_parameters
+
+    if not args.enable_batching:
+        if args.batching_parameters_file is not None:
+            # TF Serving refuses this too: the file would silently do nothing.
+            raise ValueError("--batching_parameters_file is given without --enable_batching; "
+                             "add --enable_batching to batch requests.")
+        return None
+    if args.batching_parameters_file is None:
+        return batching_parameters.BatchingParameters(
+            thread_pool_name=batching_parameters.MODEL_SERVER_THREAD_POOL_NAME)
+    return batching_parameters.read_batching_parameters(args.batching_parameters_file)
