@@ -3,8 +3,9 @@
 One training step (forward, backward, Adam update; loss: mean square of the outputs) of a
 recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirectional:
 - zoo: the layer as `seqzoo train` runs it by default, a `tf.function` step; bidirectional is
-  `BidirectionalEncoder`, unidirectional Keras's `LSTM`/`GRU`, which the zoo's models use as
-  they are;
+  `BidirectionalEncoder`, unidirectional the zoo's `LSTM`/`GRU` (Keras's layers with the
+  hoisted-projection CPU kernel of `seqzoo.zoo.layers.hoisted_recurrence`), which the zoo's
+  models use;
 - zoo XLA: the same step compiled by XLA (`train.jit_compile=auto` or `on`);
 - Keras: `keras.layers.Bidirectional` (or the bare layer), compiled as `model.fit` compiles it by
   default on a machine without GPU (a `tf.function`, no XLA);
@@ -27,6 +28,7 @@ import tensorflow as tf
 
 from bench.timing import interleaved_rates
 from seqzoo.zoo.layers import BidirectionalEncoder
+from seqzoo.zoo.layers.recurrent_cells import LAYER_CLASSES
 
 # (direction, batch, time steps, input features, units): the shapes the issue measured.
 SHAPES = (("bidirectional", 32, 200, 128, 128), ("unidirectional", 32, 100, 64, 128))
@@ -54,7 +56,7 @@ def _keras_step(layer, jit_compile):
 def _zoo_layer(cell, direction, units):
     if direction == "bidirectional":
         return BidirectionalEncoder(units, cell=cell)
-    return _KERAS_LAYERS[cell](units, return_sequences=True)
+    return LAYER_CLASSES[cell](units, return_sequences=True)
 
 
 def _keras_layer(cell, direction, units):
