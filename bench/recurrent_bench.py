@@ -3,8 +3,9 @@
 One training step (forward, backward, Adam update; loss: mean square of the outputs) of a
 recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirectional:
 - zoo: the layer as `seqzoo train` runs it by default, a `tf.function` step; bidirectional is
-  `BidirectionalEncoder`, unidirectional Keras's `LSTM`/`GRU`, which the zoo's models use as
-  they are;
+  `BidirectionalEncoder`, unidirectional the zoo's `LSTM`/`GRU` (Keras's layers with the
+  hoisted-projection CPU kernel of `seqzoo.zoo.layers.hoisted_recurrence`), which the zoo's
+  models use;
 - zoo XLA: the same step compiled by XLA (`train.jit_compile=auto` or `on`);
 - Keras: `keras.layers.Bidirectional` (or the bare layer), compiled as `model.fit` compiles it by
   default on a machine without GPU (a `tf.function`, no XLA);
@@ -20,13 +21,16 @@ means the zoo is faster).
 from __future__ import annotations
 
 import argparse
+import logging
+from logging.handlers import BufferingHandler
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from bench.timing import interleaved_rates
-from seqzoo.zoo.layers import BidirectionalEncoder
+from seqzoo.zoo.layers import BidirectionalEncoder, hoisted_recurrence
+from seqzoo.zoo.layers.recurrent_cells import LAYER_CLASSES
 
 # (direction, batch, time steps, input features, units): the shapes the issue measured.
 SHAPES = (("bidirectional", 32, 200, 128, 128), ("unidirectional", 32, 100, 64, 128))
@@ -54,7 +58,7 @@ def _keras_step(layer, jit_compile):
 def _zoo_layer(cell, direction, units):
     if direction == "bidirectional":
         return BidirectionalEncoder(units, cell=cell)
-    return _KERAS_LAYERS[cell](units, return_sequences=True)
+    return LAYER_CLASSES[cell](units, return_sequences=True)
 
 
 def _keras_layer(cell, direction, units):
@@ -101,6 +105,24 @@ def main(argv: list[str] | None = None) -> None:
     has_torch = _torch_imports()
 
     keras.utils.set_random_seed(0)
+    # The kernel each zoo layer runs, as the layers log it (once per process).
+    chosen = BufferingHandler(capacity=100)
+    logger = logging.getLogger(hoisted_recurrence.__name__)
+    level = logger.level
+    logger.addHandler(chosen)
+    logger.setLevel(logging.INFO)
+    try:
+        _print_table(shapes, args, has_torch)
+    finally:
+        logger.removeHandler(chosen)
+        logger.setLevel(level)
+    for record in chosen.buffer:
+        print(record.getMessage())
+    if not has_torch:
+        print("PyTorch is absent: `pip install torch==2.13.0` (CPU build) adds its column.")
+
+
+def _print_table(shapes, args, has_torch) -> None:
     print(f"recurrent bench: ms per train step (forward, backward, Adam on a random batch), "
           f"{args.steps} steps x {args.rounds} rounds per path, taking turns; zoo = as `seqzoo "
           f"train` runs it by default, Keras = as model.fit compiles it on a CPU")
@@ -127,5 +149,3 @@ def main(argv: list[str] | None = None) -> None:
                   f"{ms['zoo']:>9.1f}{ms['zoo XLA']:>9.1f}{ms['Keras']:>9.1f}{torch_ms}"
                   f"{ms['Keras'] / ms['zoo']:>13.2f}x{ms['Keras'] / ms['zoo XLA']:>13.2f}x"
                   f"{versus_torch}")
-    if not has_torch:
-        print("PyTorch is absent: `pip install torch==2.13.0` (CPU build) adds its column.")

@@ -20,9 +20,9 @@ class BidirectionalEncoder(keras.layers.Layer):
 
     Each of the `num_layers` layers runs one recurrent layer forward in time and one backward,
     merges their sequence outputs with `merge_mode`, and feeds the merged sequence (after
-    dropout) to the next layer. The recurrent layers are Keras' own `LSTM`/`GRU`: they use cuDNN
-    when a GPU is visible, except while `tf.saved_model.save` traces, so exported graphs never
-    hold a `CudnnRNN` op and serve on CPU too.
+    dropout) to the next layer. The recurrent layers are the zoo's `LSTM`/`GRU` (Keras's, with a
+    faster CPU kernel): they use cuDNN when a GPU is visible, except while `tf.saved_model.save`
+    traces, so exported graphs never hold a `CudnnRNN` op and serve on CPU too.
 
     Args:
         units: positive int, size of each direction's hidden state.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import keras
+from seqzoo.zoo.layers.gru import GRU
+from seqzoo.zoo.layers.lstm import LSTM
 
 CELLS = ("lstm", "gru")
 
-# The Keras recurrent layer of each cell (cuDNN-backed on a GPU).
-LAYER_CLASSES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+# The recurrent layer of each cell: Keras's, with the zoo's CPU kernel (cuDNN on a GPU).
+LAYER_CLASSES = {"lstm": LSTM, "gru": GRU}
 
 # State tensors each cell carries from step to step: LSTM (h, c), GRU h.
 _STATES = {"lstm": 2, "gru": 1}

@@ -1,0 +1,160 @@
+"""The zoo's LSTM and GRU against Keras's own on the same weights: outputs, final states and
+every gradient, for every mask pattern and direction; plus the layer contract, checkpoint
+compatibility with Keras's layers and the kernel choice (XLA compiles the layer in
+tests/test_bench.py's quick run of `bench recurrent`)."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from layer_contract import run_layer_contract
+
+from seqzoo.zoo.layers import GRU, LSTM, hoisted_recurrence
+
+ZOO = {"lstm": LSTM, "gru": GRU}
+KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+BATCH, TIME, FEATURES, UNITS = 4, 6, 3, 5
+MASKS = {
+    "none": None,
+    # Lengths 6, 3, 1, 0: the usual right padding, including an empty sequence.
+    "right": np.arange(TIME)[None, :] < np.array([[6], [3], [1], [0]]),
+    # Keras accepts any pattern: holes, left padding.
+    "holes": np.array([[1, 0, 1, 1, 0, 1], [0, 0, 0, 1, 1, 1], [1, 1, 0, 0, 0, 0],
+                       [0, 1, 0, 1, 0, 1]], bool),
+}
+
+
+def _random_weights(layer, seed):
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(0.0, 0.5, w.shape).astype("float32")
+                       for w in layer.get_weights()])
+
+
+def _pair(cell, **kwargs):
+    """The zoo's layer and Keras's, built, with the same random weights."""
+    zoo, reference = ZOO[cell](UNITS, **kwargs), KERAS[cell](UNITS, **kwargs)
+    for layer in (zoo, reference):
+        layer.build((None, None, FEATURES))
+    _random_weights(zoo, seed=1)
+    reference.set_weights(zoo.get_weights())
+    return zoo, reference
+
+
+def _outputs_and_gradients(layer, x, mask, initial_state, directions):
+    """Outputs, and gradients of a fixed random projection of all of them with respect to
+    the inputs, the initial states and every weight."""
+    x = tf.constant(x)
+    initial_state = [tf.constant(s) for s in initial_state]
+    with tf.GradientTape() as tape:
+        tape.watch([x, *initial_state])
+        outputs = layer(x, mask=mask, initial_state=initial_state)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        loss = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outputs, directions)])
+    gradients = tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])
+    return [o.numpy() for o in outputs], [g.numpy() for g in gradients]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards):
+    zoo, reference = _pair(cell, return_sequences=True, return_state=True,
+                           go_backwards=go_backwards)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    states = [rng.normal(size=(BATCH, UNITS)).astype("float32")
+              for _ in range(2 if cell == "lstm" else 1)]
+    directions = [rng.normal(size=(BATCH, TIME, UNITS))] + [
+        rng.normal(size=(BATCH, UNITS)) for _ in states]
+    directions = [tf.constant(d, tf.float32) for d in directions]
+    mask = MASKS[mask_name]
+    actual = _outputs_and_gradients(zoo, x, mask, states, directions)
+    expected = _outputs_and_gradients(reference, x, mask, states, directions)
+    for kind, mine, theirs in zip(("output", "gradient"), actual, expected):
+        assert len(mine) == len(theirs)
+        for index, (a, e) in enumerate(zip(mine, theirs)):
+            np.testing.assert_allclose(a, e, atol=1e-5, rtol=0, err_msg=f"{kind} {index}")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_equals_keras_last_output_and_zero_output_for_mask(cell):
+    x = np.random.default_rng(3).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    for kwargs in ({}, {"return_sequences": True, "zero_output_for_mask": True},
+                   {"zero_output_for_mask": True, "go_backwards": True}):
+        zoo, reference = _pair(cell, **kwargs)
+        mask = MASKS["holes"]
+        np.testing.assert_allclose(zoo(x, mask=mask), reference(x, mask=mask), atol=1e-5,
+                                   err_msg=str(kwargs))
+
+
+def test_bidirectional_train_step_equals_keras():
+    """`keras.layers.Bidirectional` over either LSTM: same loss and gradients in a traced
+    train step (the function the training loop compiles), on right-padded sequences."""
+    x = np.random.default_rng(4).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    mask = tf.constant(MASKS["right"])
+    results = []
+    for classes in (ZOO, KERAS):
+        layer = keras.layers.Bidirectional(classes["lstm"](UNITS, return_sequences=True))
+        layer.build((None, None, FEATURES))
+        _random_weights(layer, seed=5)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(layer(x, mask=mask) - 0.5))
+            return loss, tape.gradient(loss, layer.trainable_weights)
+
+        results.append(step())
+    (loss, gradients), (expected_loss, expected_gradients) = results
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+    for mine, theirs in zip(gradients, expected_gradients):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_layer_contract(cell, tmp_path):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    n_states = 2 if cell == "lstm" else 1
+    run_layer_contract(
+        lambda: ZOO[cell](UNITS, return_sequences=True, return_state=True),
+        x, mask=MASKS["right"],
+        expected_output_shapes=[(BATCH, TIME, UNITS)] + [(BATCH, UNITS)] * n_states,
+        expected_num_trainable_weights=3,
+        tmp_path=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_keras_checkpoints_and_configs_load_into_the_zoo_layer(cell, tmp_path):
+    x = np.random.default_rng(7).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    reference = KERAS[cell](UNITS, return_sequences=True, name="rnn")
+    reference.build((None, None, FEATURES))
+    _random_weights(reference, seed=8)
+    path = tf.train.Checkpoint(layer=reference).write(str(tmp_path / "keras"))
+    zoo = ZOO[cell].from_config(reference.get_config())
+    zoo.build((None, None, FEATURES))
+    tf.train.Checkpoint(layer=zoo).read(path).assert_consumed()
+    assert [w.path for w in zoo.weights] == [w.path for w in reference.weights]
+    assert zoo.get_config() == reference.get_config()
+    np.testing.assert_allclose(zoo(x), reference(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_logs_the_kernel_once_and_falls_back_to_keras_for_other_arguments(cell, caplog,
+                                                                          monkeypatch):
+    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())  # as in a fresh process
+    x = np.random.default_rng(9).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
+    zoo, reference = _pair(cell, activation="relu", return_sequences=True)
+    np.testing.assert_allclose(zoo(x), reference(x), atol=1e-5)
+    zoo(x)
+    name = ZOO[cell].__name__
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count(f"seqzoo {name} runs the Keras generic (activation is not tanh) "
+                          "kernel.") == 1
+    _pair(cell)[0](x)
+    assert f"seqzoo {name} runs the hoisted-projection CPU kernel." in [
+        r.getMessage() for r in caplog.records]

@@ -1,0 +1,311 @@
+"""The CPU kernel of the zoo's `LSTM` and `GRU`: the input projection hoisted out of the time
+loop, and a hand-written backward pass.
+
+Keras's own CPU path runs the whole cell in every step of a `tf.while_loop` (input projection
+included) and lets TensorFlow differentiate the loop, which stacks every intermediate of every
+step and replays them one small op at a time. Here:
+
+- the input projection of all steps is one GEMM `[time * batch, in] @ [in, gates]` before the
+  loop; each step runs only `h @ recurrent_kernel` and the gate arithmetic;
+- the gradient of the loop is written by hand (`tf.custom_gradient`): the gate derivatives of
+  all steps are computed after the forward loop in a few whole-sequence ops, the backward loop
+  carries only `h` (and `c`) gradients through `recurrent_kernel`, and the weight gradients are
+  one GEMM each over all steps.
+
+Every op is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`, elementwise ops), so
+SavedModels holding it serve anywhere TensorFlow does.
+
+Masks (any pattern, right padding being the common one) are handled outside the loop: the valid
+steps of each example are gathered to the front in processing order (reversed for
+`go_backwards`), the loop runs over the compacted sequences, and outputs and final states are
+gathered back. That gives Keras's semantics exactly: masked steps leave the state unchanged,
+their output repeats the last valid output (zeros with `zero_output_for_mask` or before the
+first valid step), and the final state is the state after the last valid step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+log = logging.getLogger(__name__)
+
+_LOGGED = set()
+
+
+def _log_once(layer, kernel: str) -> None:
+    """Logs, once per process for each layer class and kernel, which kernel a layer runs."""
+    key = (type(layer).__name__, kernel)
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        log.info("seqzoo %s runs the %s kernel.", type(layer).__name__, kernel)
+
+
+def _keras_kernel_reason(layer) -> str | None:
+    """Why `layer` cannot run the hoisted kernel (None when it can)."""
+    cell = layer.cell
+    if cell.activation is not keras.activations.tanh:
+        return "activation is not tanh"
+    if cell.recurrent_activation is not keras.activations.sigmoid:
+        return "recurrent_activation is not sigmoid"
+    if not cell.use_bias:
+        return "use_bias=False"
+    if cell.recurrent_dropout:
+        return "recurrent_dropout > 0"
+    if layer.unroll:
+        return "unroll=True"
+    if not getattr(cell, "reset_after", True):
+        return "reset_after=False"
+    return None
+
+
+def _cudnn_chosen(layer) -> bool:
+    """Whether Keras's own `inner_loop` takes the cuDNN kernel (a visible GPU, cuDNN-compatible
+    arguments and `use_cudnn` "auto" or True), as Keras decides it."""
+    from keras.src import backend
+
+    cell = layer.cell
+    arguments = (cell.activation, cell.recurrent_activation, layer.unroll, cell.use_bias)
+    if hasattr(cell, "reset_after"):
+        arguments += (cell.reset_after,)
+    return (layer.use_cudnn in ("auto", True) and not cell.recurrent_dropout
+            and backend.cudnn_ok(*arguments))
+
+
+def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, training):
+    """`inner_loop` of the zoo's `LSTM`/`GRU`: cuDNN where Keras picks it, the hoisted kernel
+    where the layer's arguments allow, else Keras's generic loop; the choice is logged once.
+
+    Args:
+        layer: the `LSTM` or `GRU` layer.
+        keras_inner_loop: the Keras class's bound `inner_loop`.
+        sequences, initial_state, mask, training: as Keras's `RNN.inner_loop` takes them.
+
+    Returns:
+        `(last_output, outputs, states)` as Keras's `inner_loop` returns them.
+    """
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    reason = _keras_kernel_reason(layer)
+    if _cudnn_chosen(layer) or layer.use_cudnn is True:
+        _log_once(layer, "cuDNN")
+        return keras_inner_loop(sequences, initial_state, mask, training=training)
+    if reason is not None:
+        _log_once(layer, f"Keras generic ({reason})")
+        return keras_inner_loop(sequences, initial_state, mask, training=training)
+    _log_once(layer, "hoisted-projection CPU")
+    cell = layer.cell
+    if training and cell.dropout:
+        # Keras's cell drops the same input units at every step of a sequence.
+        sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+    if not isinstance(initial_state, (list, tuple)):
+        initial_state = [initial_state]
+    return _run(layer, sequences, list(initial_state), mask)
+
+
+def _time_major_steps(sequences, mask, go_backwards):
+    """The inputs `[time, batch, in]` in processing order, valid steps first when masked, and
+    the processing-order mask `[batch, time]` (None without a mask)."""
+    if mask is None:
+        steps = tf.transpose(sequences, [1, 0, 2])
+        return (tf.reverse(steps, [0]) if go_backwards else steps), None
+    valid = tf.cast(mask, tf.bool)
+    if go_backwards:
+        valid = tf.reverse(valid, [1])
+    batch, time = tf.unstack(tf.shape(valid))
+    positions = tf.range(time)[None, :]
+    # Sorting valid positions before padded ones (keys unique) keeps each group in order.
+    order = tf.argsort(tf.where(valid, positions, positions + time), axis=1)
+    source_time = time - 1 - order if go_backwards else order
+    batch_index = tf.broadcast_to(tf.range(batch)[None, :], [time, batch])
+    indices = tf.stack([batch_index, tf.transpose(source_time)], axis=-1)
+    return tf.gather_nd(sequences, indices), valid
+
+
+def _project(steps, kernel, bias):
+    """`steps @ kernel + bias` for all steps `[time, batch, in]` as one GEMM."""
+    shape = tf.shape(steps)
+    flat = tf.matmul(tf.reshape(steps, [-1, steps.shape[-1]]), kernel) + bias
+    return tf.reshape(flat, tf.concat([shape[:2], [kernel.shape[-1]]], axis=0))
+
+
+def _run(layer, sequences, initial_state, mask):
+    cell = layer.cell
+    # Tensors, not variables, so the custom gradients below need no `variables` argument.
+    kernel, recurrent_kernel, bias = (tf.convert_to_tensor(weight) for weight in (
+        cell.kernel, cell.recurrent_kernel, cell.bias))
+    steps, valid = _time_major_steps(sequences, mask, layer.go_backwards)
+    if isinstance(cell, keras.layers.LSTMCell):
+        hidden, carry = _lstm_recurrence(_project(steps, kernel, bias), initial_state[0],
+                                         initial_state[1], recurrent_kernel)
+        sequences_of_states = [hidden, carry]
+    else:
+        hidden = _gru_recurrence(_project(steps, kernel, bias[0]), initial_state[0],
+                                 recurrent_kernel, bias[1])
+        sequences_of_states = [hidden]
+
+    if valid is None:
+        last_output = hidden[-1]
+        states = [sequence[-1] for sequence in sequences_of_states]
+        outputs = tf.transpose(hidden, [1, 0, 2]) if layer.return_sequences else None
+    else:
+        batch = tf.shape(valid)[0]
+        counts = tf.cumsum(tf.cast(valid, tf.int32), axis=1)
+        # Row k of `with_zero` is the output after k valid steps (row 0: none yet, zeros).
+        with_zero = tf.concat([tf.zeros_like(hidden[:1]), hidden], axis=0)
+        index = tf.where(valid, counts, 0) if layer.zero_output_for_mask else counts
+        if layer.return_sequences:
+            batch_index = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(index))
+            outputs = tf.gather_nd(with_zero, tf.stack([index, batch_index], axis=-1))
+            last_output = outputs[:, -1]
+        else:
+            outputs = None
+            last_output = tf.gather_nd(with_zero, tf.stack([index[:, -1], tf.range(batch)], -1))
+        final = tf.stack([counts[:, -1], tf.range(batch)], axis=-1)
+        states = [tf.gather_nd(tf.concat([start[None], sequence], axis=0), final)
+                  for start, sequence in zip(initial_state, sequences_of_states)]
+    if outputs is None:
+        outputs = last_output[:, None, :]
+    return last_output, outputs, states
+
+
+def _steps(sequence):
+    """`sequence` `[time, ...]` as a TensorArray, whose `read(t)` in a loop is one op (a
+    slice `sequence[t]` is four: its begin and end vectors are packed every step)."""
+    return tf.TensorArray(sequence.dtype, size=tf.shape(sequence)[0],
+                          element_shape=sequence.shape[1:]).unstack(sequence)
+
+
+def _stacked(loop_result):
+    return [array.stack() for array in loop_result]
+
+
+def _arrays(steps, dtype, *shapes):
+    """One TensorArray of `steps` elements for each of the element `shapes`."""
+    return [tf.TensorArray(dtype, size=steps, element_shape=shape) for shape in shapes]
+
+
+def _previous(start, sequence):
+    """The sequence shifted one step later, `start` first: the state each step began from."""
+    return tf.concat([start[None], sequence[:-1]], axis=0)
+
+
+def _weight_gradient(inputs, gradients):
+    """`sum_t inputs[t]^T @ gradients[t]` as one GEMM over all steps."""
+    return tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]),
+                     tf.reshape(gradients, [-1, gradients.shape[-1]]), transpose_a=True)
+
+
+def _or_zeros(gradient, like):
+    return tf.zeros_like(like) if gradient is None else gradient
+
+
+@tf.custom_gradient
+def _lstm_recurrence(projected, h0, c0, recurrent_kernel):
+    """LSTM over `projected` (`x @ kernel + bias`, `[time, batch, 4 units]`, Keras gate order
+    i, f, c, o) from `(h0, c0)`: the hidden and carry states after every step."""
+    time = tf.shape(projected)[0]
+    units = recurrent_kernel.shape[0]
+    projected_steps = _steps(projected)
+
+    def step(t, h, c, hidden, carry, gates):
+        z = projected_steps.read(t) + tf.matmul(h, recurrent_kernel)
+        i, f, g, o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        return t + 1, h, c, hidden.write(t, h), carry.write(t, c), gates.write(t, z)
+
+    arrays = _arrays(time, h0.dtype, h0.shape, c0.shape, projected.shape[1:])
+    _, _, _, *arrays = tf.while_loop(lambda t, *_: t < time, step, [0, h0, c0, *arrays])
+    hidden, carry, gates = _stacked(arrays)
+
+    def gradient(d_hidden, d_carry):
+        d_hidden, d_carry = _or_zeros(d_hidden, hidden), _or_zeros(d_carry, carry)
+        z_shape = gates.shape[1:]
+        i, f, g, o = tf.split(gates, 4, axis=2)
+        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+        tanh_c = tf.tanh(carry)
+        # Per step: d carry += d hidden * through_output, d gates = [dc, dc, dc, dh] * to_gates,
+        # and the carry's gradient goes back through the forget gate.
+        through_output = o * (1.0 - tf.square(tanh_c))
+        to_gates = tf.concat([g * i * (1.0 - i), _previous(c0, carry) * f * (1.0 - f),
+                              i * (1.0 - tf.square(g)), tanh_c * o * (1.0 - o)], axis=2)
+        upstream = _steps(tf.concat([d_hidden, d_carry], axis=2))
+        coefficients = _steps(tf.concat([to_gates, through_output, f], axis=2))
+        # Transposed once: a MatMul with transpose_b in the loop is slower on CPU.
+        recurrent_kernel_t = tf.transpose(recurrent_kernel)
+
+        def back(t, dh, dc, d_gates):
+            t = t - 1
+            dh_up, dc_up = tf.split(upstream.read(t), 2, axis=1)
+            to_gates_t, through_output_t, f_t = tf.split(coefficients.read(t),
+                                                         [4 * units, units, units], axis=1)
+            dh = dh_up + dh
+            dc = dc_up + dc + dh * through_output_t
+            dz = tf.concat([dc, dc, dc, dh], axis=1) * to_gates_t
+            return t, tf.matmul(dz, recurrent_kernel_t), dc * f_t, d_gates.write(t, dz)
+
+        _, dh0, dc0, d_gates = tf.while_loop(
+            lambda t, *_: t > 0, back,
+            [time, tf.zeros_like(h0), tf.zeros_like(c0), *_arrays(time, h0.dtype, z_shape)])
+        d_gates = d_gates.stack()
+        return d_gates, dh0, dc0, _weight_gradient(_previous(h0, hidden), d_gates)
+
+    return (hidden, carry), gradient
+
+
+@tf.custom_gradient
+def _gru_recurrence(projected, h0, recurrent_kernel, recurrent_bias):
+    """GRU (`reset_after=True`) over `projected` (`x @ kernel + input_bias`, `[time, batch,
+    3 units]`, Keras gate order z, r, h) from `h0`: the hidden state after every step."""
+    time = tf.shape(projected)[0]
+    units = recurrent_kernel.shape[0]
+    projected_steps = _steps(projected)
+
+    def step(t, h, hidden, inner):
+        x_zr, x_h = tf.split(projected_steps.read(t), [2 * units, units], axis=1)
+        h_inner = tf.matmul(h, recurrent_kernel) + recurrent_bias
+        inner_zr, inner_h = tf.split(h_inner, [2 * units, units], axis=1)
+        z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=1)
+        candidate = tf.tanh(x_h + r * inner_h)
+        h = candidate + z * (h - candidate)
+        return t + 1, h, hidden.write(t, h), inner.write(t, h_inner)
+
+    arrays = _arrays(time, h0.dtype, h0.shape, projected.shape[1:])
+    _, _, *arrays = tf.while_loop(lambda t, *_: t < time, step, [0, h0, *arrays])
+    hidden, inner = _stacked(arrays)
+
+    def gradient(d_hidden):
+        x_zr, x_h = tf.split(projected, [2 * units, units], axis=2)
+        inner_zr, inner_h = tf.split(inner, [2 * units, units], axis=2)
+        z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=2)
+        candidate = tf.tanh(x_h + r * inner_h)
+        # Every gate gradient is d hidden times a coefficient known after the forward loop.
+        to_z = z * (1.0 - z) * (_previous(h0, hidden) - candidate)
+        to_candidate = (1.0 - z) * (1.0 - tf.square(candidate))
+        to_r = to_candidate * inner_h * r * (1.0 - r)
+        to_inner = tf.concat([to_z, to_r, to_candidate * r], axis=2)
+        upstream = _steps(d_hidden)
+        coefficients = _steps(tf.concat([to_inner, z], axis=2))
+        recurrent_kernel_t = tf.transpose(recurrent_kernel)  # as in the LSTM's gradient
+
+        def back(t, dh, d_steps):
+            t = t - 1
+            dh = upstream.read(t) + dh
+            to_inner_t, z_t = tf.split(coefficients.read(t), [3 * units, units], axis=1)
+            d_inner = tf.tile(dh, [1, 3]) * to_inner_t
+            return t, dh * z_t + tf.matmul(d_inner, recurrent_kernel_t), d_steps.write(t, dh)
+
+        _, dh0, d_steps = tf.while_loop(
+            lambda t, *_: t > 0, back,
+            [time, tf.zeros_like(h0), *_arrays(time, h0.dtype, h0.shape)])
+        d_steps = tf.tile(d_steps.stack(), [1, 1, 3])
+        d_inner = d_steps * to_inner
+        d_projected = d_steps * tf.concat([to_z, to_r, to_candidate], axis=2)
+        return (d_projected, dh0, _weight_gradient(_previous(h0, hidden), d_inner),
+                tf.reduce_sum(d_inner, axis=[0, 1]))
+
+    return hidden, gradient
