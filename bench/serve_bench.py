@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
+from bench.timing import train_quietly
 from seqzoo.serving import json_tensors
 from seqzoo.serving.model_registry import numeric_versions
 from seqzoo.serving.servable import WARMUP_FILE
@@ -55,14 +56,14 @@ DEFAULT_SIGNATURES = ("", "serving_default")
 def trained_model(task: str, workdir: pathlib.Path, quick: bool) -> pathlib.Path:
     """Trains a short run of `task` and exports it; returns the model's base directory."""
     from seqzoo.serving.export import export_run
-    from seqzoo.training import loop, run_directory
+    from seqzoo.training import run_directory
 
     steps, overrides = (QUICK_OVERRIDES if quick else TASKS)[task]
     run_dir = workdir / "runs" / task
     config = run_directory.configure(task, run_dir, overrides=[
         f"train.steps={steps}", "train.strategy=one_device", "train.checkpoint_every=100000",
         *overrides])
-    loop.train(config, run_dir, progress=False)
+    train_quietly(config, run_dir)
     return export_run(run_dir, workdir / "models", task).parent
 
 

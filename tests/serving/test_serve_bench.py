@@ -16,3 +16,4 @@ def test_serve_bench_quick_prints_its_table(capsys):
     assert all(len(values) == 7 for values in rows.values())
     assert rows["in-process"][2] == "1.00" and rows["in-process"][5:] == ["1.00"] * 2
     assert all(float(value) > 0 for values in rows.values() for value in values)
+    assert "Run directory:" not in out  # the training run's summary stays out of the table
