@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import keras
 
+from seqzoo.zoo.layers.hoisted_recurrence import fused_kernel_obstacles
+
 
 def recurrent_kernels(model: keras.Model) -> dict[str, str]:
     """The kernel each Keras `LSTM` or `GRU` layer of `model` trains with on a GPU.
@@ -30,25 +32,8 @@ def recurrent_kernels(model: keras.Model) -> dict[str, str]:
 
 
 def _settings_cudnn_lacks(layer) -> list[str]:
-    """The settings of a Keras `LSTM`/`GRU` that keep it off cuDNN (the conditions of Keras's
-    TensorFlow backend, `cudnn_ok`, and of the layer's `inner_loop`)."""
-    cell = layer.cell
-    lacks = []
-    if layer.use_cudnn is False:
-        lacks.append("use_cudnn=False")
-    for name, wanted in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
-        function = getattr(cell, name)
-        if getattr(function, "__name__", None) != wanted:
-            lacks.append(f"{name}={getattr(function, '__name__', function)}")
-    if layer.unroll:
-        lacks.append("unroll=True")
-    if not cell.use_bias:
-        lacks.append("use_bias=False")
-    if cell.recurrent_dropout:
-        lacks.append(f"recurrent_dropout={cell.recurrent_dropout}")
-    if isinstance(layer, keras.layers.GRU) and not cell.reset_after:
-        lacks.append("reset_after=False")
-    return lacks
+    """The settings of a Keras `LSTM`/`GRU` that keep it off cuDNN."""
+    return (["use_cudnn=False"] if layer.use_cudnn is False else []) + fused_kernel_obstacles(layer)
 
 
 def kernel_report(model: keras.Model, gpus: int) -> str | None:

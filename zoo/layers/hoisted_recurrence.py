@@ -44,22 +44,25 @@ def _log_once(layer, kernel: str) -> None:
         log.info("seqzoo %s runs the %s kernel.", type(layer).__name__, kernel)
 
 
-def _keras_kernel_reason(layer) -> str | None:
-    """Why `layer` cannot run the hoisted kernel (None when it can)."""
+def fused_kernel_obstacles(layer) -> list[str]:
+    """The settings of an `LSTM`/`GRU` that neither cuDNN nor the hoisted kernel computes (the
+    conditions of Keras's `cudnn_ok` and of the layer's `inner_loop`), e.g.
+    `["activation=relu", "recurrent_dropout=0.2"]`; empty when both can run it."""
     cell = layer.cell
-    if cell.activation is not keras.activations.tanh:
-        return "activation is not tanh"
-    if cell.recurrent_activation is not keras.activations.sigmoid:
-        return "recurrent_activation is not sigmoid"
-    if not cell.use_bias:
-        return "use_bias=False"
-    if cell.recurrent_dropout:
-        return "recurrent_dropout > 0"
+    obstacles = []
+    for name, wanted in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+        function = getattr(cell, name)
+        if getattr(function, "__name__", None) != wanted:
+            obstacles.append(f"{name}={getattr(function, '__name__', function)}")
     if layer.unroll:
-        return "unroll=True"
+        obstacles.append("unroll=True")
+    if not cell.use_bias:
+        obstacles.append("use_bias=False")
+    if cell.recurrent_dropout:
+        obstacles.append(f"recurrent_dropout={cell.recurrent_dropout}")
     if not getattr(cell, "reset_after", True):
-        return "reset_after=False"
-    return None
+        obstacles.append("reset_after=False")
+    return obstacles
 
 
 def _cudnn_chosen(layer) -> bool:
@@ -89,12 +92,12 @@ def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, 
     """
     if isinstance(mask, (list, tuple)):
         mask = mask[0]
-    reason = _keras_kernel_reason(layer)
+    obstacles = fused_kernel_obstacles(layer)
     if _cudnn_chosen(layer) or layer.use_cudnn is True:
         _log_once(layer, "cuDNN")
         return keras_inner_loop(sequences, initial_state, mask, training=training)
-    if reason is not None:
-        _log_once(layer, f"Keras generic ({reason})")
+    if obstacles:
+        _log_once(layer, f"Keras generic ({', '.join(obstacles)})")
         return keras_inner_loop(sequences, initial_state, mask, training=training)
     _log_once(layer, "hoisted-projection CPU")
     cell = layer.cell

@@ -153,7 +153,7 @@ def test_logs_the_kernel_once_and_falls_back_to_keras_for_other_arguments(cell, 
     zoo(x)
     name = ZOO[cell].__name__
     messages = [r.getMessage() for r in caplog.records]
-    assert messages.count(f"seqzoo {name} runs the Keras generic (activation is not tanh) "
+    assert messages.count(f"seqzoo {name} runs the Keras generic (activation=relu) "
                           "kernel.") == 1
     _pair(cell)[0](x)
     assert f"seqzoo {name} runs the hoisted-projection CPU kernel." in [
