@@ -64,8 +64,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         model: the Keras model.
         optimizer: the Keras optimizer, built on `model.trainable_variables`.
         train: loop settings; `batch_size` (global), `accumulation_steps`, `clip_norm`,
-            `jit_compile` and `steps_per_execution` (above 1 on several replicas: sparse
-            gradients are summed densely) are used.
+            `jit_compile` and `steps_per_execution` are used. Sparse gradients are applied
+            dense.
             A `LossScaleOptimizer` (see `make_optimizer`) scales the loss.
         step: optional integer variable incremented in the same graph as each update, so a
             checkpoint never pairs weights with the wrong step.
@@ -83,12 +83,6 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
     clip_norm = float(train.clip_norm)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     accumulation = train.accumulation_steps
-    # Replicas sum their gradients with collective ops. In the graph loop of several steps per
-    # call each collective op runs as the same collective instance at every step, and TensorFlow
-    # fixes an instance's shape when it first runs; the all-gather of a sparse gradient (an
-    # Embedding's, one row per token) changes shape with the number of tokens, so such gradients
-    # are summed densely there.
-    dense_sums = strategy.num_replicas_in_sync > 1 and train.steps_per_execution > 1
 
     def gradients(compute_loss, share):
         """This replica's share of the step's loss, metrics and (scaled) gradients, from the
@@ -113,9 +107,15 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
         return loss, metrics, tape.gradient(scaled_loss, model.trainable_variables)
 
     def apply(grads):
-        if dense_sums:
-            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                     for g in grads]
+        # Sparse gradients (an Embedding's, a row per token) are made dense, for two reasons.
+        # Replicas sum gradients with collective ops, and in the graph loop of several steps per
+        # call each runs as one collective instance whose shape TensorFlow fixes on its first
+        # run, while a sparse gradient's changes with the number of tokens. And Keras's
+        # optimizers update a sparse gradient's repeated rows one by one (Adam's moments then
+        # differ from the summed gradient's), so one device and several replicas would not take
+        # the same step.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
         if loss_scaling and strategy.num_replicas_in_sync > 1:
             grads = _skip_together(grads)
         if clip_norm > 0:
@@ -124,7 +124,7 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
             summed = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, [g for g in grads if g is not None]
             )
-            norm = tf.linalg.global_norm([_deduplicated(g) for g in summed])
+            norm = tf.linalg.global_norm(summed)
             if loss_scaling:
                 norm /= tf.cast(optimizer.dynamic_scale, norm.dtype)
             factor = clip_norm / tf.maximum(norm, clip_norm)
@@ -151,8 +151,8 @@ def make_train_step(strategy, task, model, optimizer, train: run_config.TrainCon
             return gradients(losses[0], 1.0 / accumulation)
 
         loss, metrics, grads = micro_batch(0)
-        # Sparse gradients (an Embedding's) are summed densely; variables without a gradient
-        # stay without one.
+        # Sparse gradients are added up dense (see `apply`); variables without a gradient stay
+        # without one.
         present = [g is not None for g in grads]
         sums = [tf.convert_to_tensor(g) for g in grads if g is not None]
         # A graph loop, so the micro-batches run one after the other, never all at once.
@@ -213,34 +213,15 @@ def _skip_together(grads):
     overflow to all makes every replica, on every worker, skip the same steps.
     """
     present = [g for g in grads if g is not None]
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(_values(g))) for g in present])
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in present])
     overflows = tf.distribute.get_replica_context().all_reduce(
         tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
     factor = tf.where(overflows > 0, tf.constant(math.nan, tf.float32), 1.0)
     return [None if g is None else _scaled(g, factor) for g in grads]
 
 
-def _deduplicated(gradient):
-    """A sparse gradient with the values of each repeated row summed (an Embedding's has a row
-    per token, the same row for each occurrence); its norm is then the norm of the gradient.
-    A dense gradient as it is."""
-    if not isinstance(gradient, tf.IndexedSlices):
-        return gradient
-    rows, positions = tf.unique(gradient.indices)
-    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
-    return tf.IndexedSlices(values, rows, gradient.dense_shape)
-
-
-def _values(gradient):
-    """The values of a dense or sparse (`IndexedSlices`) gradient."""
-    return gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
-
-
 def _scaled(gradient, factor):
-    """A dense or sparse gradient times the float32 scalar `factor`."""
-    if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values * tf.cast(factor, gradient.values.dtype),
-                                gradient.indices, gradient.dense_shape)
+    """A gradient times the float32 scalar `factor` (in the gradient's dtype)."""
     return gradient * tf.cast(factor, gradient.dtype)
 
 

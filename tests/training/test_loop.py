@@ -249,9 +249,9 @@ class _VaryingLengthEmbeddingTask(toy_task.ToyTask):
 
 def test_several_steps_per_call_on_two_replicas_equal_one_device_steps():
     # One call of 4 steps on two replicas (sparse gradients of a different shape each step,
-    # summed densely) against 4 calls of one step on one device (sparse), from the same weights;
-    # the clipping norm is the summed gradient's on both. SGD: Keras's Adam updates its moments
-    # of a sparse gradient row by row, once per repeated token, so it differs from dense Adam.
+    # applied dense) against 4 calls of one step on one device, from the same weights; the
+    # clipping norm is the summed gradient's on both. (With Adam the captioning task's first
+    # step under MirroredStrategy equals one device's: tests/training/tasks.)
     cfg = _config(optimizer="sgd", learning_rate=0.5, batch_size=8, clip_norm=0.05,
                   steps_per_execution=4)
     weights = None
