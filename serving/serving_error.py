@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from seqzoo.zoo.image_formats import DECODING_SCOPE
+
 # TF Serving's mapping of status codes to HTTP statuses (its REST handler does the same).
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -29,7 +31,7 @@ _BY_HTTP_STATUS = {
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 # Lines of a TF runtime error that locate the failing node rather than say what failed.
 _TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces")
-_DECODING_NODE = "/decoding_input_"
+_DECODING_NODE = "/" + DECODING_SCOPE
 
 
 class ServingError(ValueError):

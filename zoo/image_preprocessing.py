@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from seqzoo.zoo.image_formats import JPEG_SIGNATURE, PNG_SIGNATURE
+from seqzoo.zoo.image_formats import DECODING_SCOPE, JPEG_SIGNATURE, PNG_SIGNATURE
 
 
 def resize_image(image, image_size):
@@ -73,7 +73,7 @@ def decode_each(images, fit, fitted_spec, name, positions=None, where="batch pos
         tf.errors.InvalidArgumentError (when run), naming the input and the bad positions: an
         empty string, bytes that are neither JPEG nor PNG, or a JPEG or PNG file cut short.
         Damage inside a complete file is found only by the decoder, whose error names its node;
-        that node is placed under `decoding_input_<name>` so the message still names the input.
+        that node is placed under `DECODING_SCOPE + name` so the message still names the input.
     """
     images = tf.convert_to_tensor(images, tf.string)
     located = positions or (lambda indices: indices)
@@ -96,7 +96,7 @@ def decode_each(images, fit, fitted_spec, name, positions=None, where="batch pos
                       located(tf.where(tf.logical_not(complete))[:, 0]))
 
     def decode_one(encoded):
-        with tf.name_scope(f"decoding_input_{name}"):
+        with tf.name_scope(DECODING_SCOPE + name):
             pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         return fit(pixels)
 
