@@ -179,7 +179,10 @@ def run(args) -> int:
     print(f"Serving {loaded or 'no models yet'}: gRPC on {args.host}:{server.grpc_port}, "
           f"REST on http://{args.host}:{server.rest_port}/v1/models/NAME (Ctrl-C stops)",
           flush=True)
-    stopping.wait()
+    # The kernel may hand a signal to any thread, and Python runs the handler only once the main
+    # thread runs again: an untimed wait would sleep through a SIGTERM that another thread got.
+    while not stopping.wait(0.2):
+        pass
     print(f"Stopping: no new requests; answering those accepted (up to "
           f"{args.drain_timeout_seconds:g} s) ...", flush=True)
     server.stop(drain_seconds=args.drain_timeout_seconds)

@@ -1,8 +1,14 @@
 """SIGTERM, as Kubernetes stops a pod: `seqzoo serve` refuses new requests at once, answers every
 request it accepted over both protocols, closes idle connections, unloads and exits 0."""
 
+import ctypes
 import http.client
 import json
+import os
+import pathlib
+import platform
+import re
+import signal
 import socket
 import threading
 import time
@@ -90,3 +96,31 @@ def test_sigterm_drains_accepted_requests_and_exits_0(tmp_path):
         assert out.splitlines()[-1] == "Stopped.", out
         assert "Unloaded slow version 1" in server.log()
         channel.close()
+
+
+def send_to_thread(pid, tid, signum):
+    """tgkill(2): the signal goes to that one thread, as the kernel may choose for a SIGTERM sent
+    to the process (any thread that does not block it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    tgkill = 234  # x86_64; the project's machines
+    assert libc.syscall(tgkill, pid, tid, signum) == 0, os.strerror(ctypes.get_errno())
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="tgkill's syscall number is x86_64's")
+def test_sigterm_that_another_thread_receives_still_stops_the_server(tmp_path):
+    save_slow(tmp_path / "models" / "slow" / "1")
+    with ServerProcess(tmp_path / "models", tmp_path / "serve.log") as server:
+        pid = server.process.pid
+        tasks = pathlib.Path(f"/proc/{pid}/task")
+        # Threads that do not block SIGTERM, other than the main one (the one Python handles
+        # signals in): the server's own (REST loop, gRPC, batch threads) and TensorFlow's.
+        receivers = []
+        for task in sorted(tasks.iterdir()):
+            blocked = re.search(r"SigBlk:\s*([0-9a-f]+)", (task / "status").read_text())[1]
+            if int(task.name) != pid and not int(blocked, 16) >> (signal.SIGTERM - 1) & 1:
+                receivers.append(int(task.name))
+        assert receivers
+        send_to_thread(pid, receivers[-1], signal.SIGTERM)
+        code, out = server.wait(timeout=60)
+        assert code == 0, server.log()
+        assert out.splitlines()[-1] == "Stopped.", out
