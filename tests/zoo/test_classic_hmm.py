@@ -222,3 +222,22 @@ def test_nan_observations_are_rejected_and_leave_the_parameters_as_they_were():
     with pytest.raises(ValueError, match="sample 7"):
         hmm.score(X, lengths=[10, 10])
 
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_one_step_sequences_in_a_traced_function_match_brute_force(kind):
+    # As the exported signatures run them: batch and time unknown when traced. A scan over the
+    # steps after the first then has nothing to stack for a one-step sequence.
+    hmm = categorical() if kind == "categorical" else gaussian()
+    X, _ = draw(kind, [1, 1], seed=3)
+    batch = X[:, None] if kind == "categorical" else X[:, None, :]
+    spec = tf.TensorSpec([None, None] + list(batch.shape[2:]), tf.as_dtype(batch.dtype))
+    traced = tf.function(lambda y: (hmm(y), hmm.viterbi(y), hmm.posteriors(y)),
+                         input_signature=[spec])
+    log_lik, (best_joint, path), posteriors = traced(tf.constant(batch))
+    for i, y in enumerate(X):
+        want_lik, want_path, want_joint, want_posteriors = brute_force(kind, y[None])
+        np.testing.assert_allclose(log_lik[i], want_lik, rtol=1e-10)
+        np.testing.assert_allclose(best_joint[i], want_joint, rtol=1e-10)
+        np.testing.assert_array_equal(path[i], want_path)
+        np.testing.assert_allclose(posteriors[i], want_posteriors, atol=1e-10)

@@ -135,8 +135,11 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
             # sequence's own last step.
             return tf.where(valid[:, None], new, alpha)
 
-        rest = tf.scan(step, (emissions_tm[1:], mask_tm[1:]), initializer=first)
-        alphas = tf.transpose(tf.concat([first[None], rest], axis=0), [1, 0, 2])
+        # Scans run over all T steps, never over none: TensorFlow cannot stack the outputs of
+        # an empty scan whose batch size is unknown (a one-step sequence). Step 0, marked
+        # padded here, leaves `first` as it is.
+        alphas = tf.scan(step, (emissions_tm, _after_first(mask_tm)), initializer=first)
+        alphas = tf.transpose(alphas, [1, 0, 2])
         return alphas, tf.reduce_logsumexp(alphas[:, -1], axis=-1)
 
     def _backward(self, log_emissions, mask):
@@ -151,8 +154,11 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
             new = tf.reduce_logsumexp(log_trans + (emission_next + beta_next)[:, None, :], axis=2)
             return tf.where(valid_next[:, None], new, tf.zeros_like(new))
 
-        rest = tf.scan(step, (emissions_tm[1:], mask_tm[1:]), initializer=last, reverse=True)
-        return tf.transpose(tf.concat([rest, last[None]], axis=0), [1, 0, 2])
+        # Each step sees the next step's emission; the last sees a padded one, giving `last`.
+        betas = tf.scan(step, (_shifted(emissions_tm, tf.zeros_like(last)),
+                               _shifted(mask_tm, tf.zeros_like(mask_tm[0]))),
+                        initializer=last, reverse=True)
+        return tf.transpose(betas, [1, 0, 2])
 
     def call(self, observations, mask=None):
         _, mask, log_emissions = self._prepare(observations, mask)
@@ -193,16 +199,20 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
             pointers = tf.where(valid[:, None], pointers, identity[None, :])
             return tf.where(valid[:, None], new, delta), pointers
 
-        init = (first, tf.zeros_like(first, dtype=tf.int32) + identity)
-        deltas, pointers = tf.scan(step, (emissions_tm[1:], mask_tm[1:]), initializer=init)
-        final = tf.concat([first[None], deltas], axis=0)[-1]
+        keep = tf.zeros_like(first, dtype=tf.int32) + identity
+        # All T steps, step 0 marked padded (see `_forward`): pointers[t] maps a state at t to
+        # the best one at t - 1, pointers[0] is the identity.
+        deltas, pointers = tf.scan(step, (emissions_tm, _after_first(mask_tm)),
+                                   initializer=(first, keep))
+        final = deltas[-1]
         best_last = tf.argmax(final, axis=-1, output_type=tf.int32)
 
         def back(state, pointer):
             return tf.gather(pointer, state, batch_dims=1)
 
-        earlier = tf.scan(back, pointers, initializer=best_last, reverse=True)
-        path = tf.transpose(tf.concat([earlier, best_last[None]], axis=0))
+        # Step t follows the pointers of step t + 1 back; the last step keeps `best_last`.
+        path = tf.transpose(tf.scan(back, _shifted(pointers, keep), initializer=best_last,
+                                    reverse=True))
         path = tf.where(mask, path, -tf.ones_like(path))
         return tf.reduce_max(final, axis=-1), path
 
@@ -306,3 +316,14 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
         config = super().get_config()
         config.update({"n_components": self.n_components, "n_iter": self.n_iter, "tol": self.tol})
         return config
+
+
+def _after_first(mask_tm):
+    """A time-major mask `[T, B]` with step 0 marked padded."""
+    return tf.concat([tf.zeros_like(mask_tm[:1]), mask_tm[1:]], axis=0)
+
+
+def _shifted(values_tm, fill):
+    """Time-major `values_tm` one step earlier: step t holds step t + 1's values, the last step
+    `fill` (one step's worth)."""
+    return tf.concat([values_tm[1:], fill[None]], axis=0)
