@@ -90,3 +90,33 @@ def test_a_full_queue_refuses_the_overflow_and_sigterm_answers_the_queued(tmp_pa
         assert code == 0, server.log()
         assert out.splitlines()[-1] == "Stopped."
         channel.close()
+
+
+def test_a_grpc_request_whose_deadline_passes_in_the_batch_queue_is_not_computed(tmp_path):
+    save_slow(tmp_path / "models" / "slow" / "1")
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: 1 } num_batch_threads { value: 1 }")
+    with ServerProcess(tmp_path / "models", tmp_path / "serve.log", "--enable_batching",
+                       "--batching_parameters_file", str(parameters)) as server:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def calls(micros, timeout=60):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "slow"
+            request.inputs["micros"].CopyFrom(tf.make_tensor_proto(np.int64([micros])))
+            return tf.make_ndarray(stub.Predict(request, timeout=timeout).outputs["calls"])[0]
+
+        first = calls(0)
+        # The one batch thread computes a slow call; the late one waits in the queue past its
+        # deadline, unlike the unbatched server's (test_hostile_clients.py), in a gRPC thread.
+        slow = threading.Thread(target=calls, args=(SLOW_MICROS,))
+        slow.start()
+        time.sleep(0.3)
+        with pytest.raises(grpc.RpcError) as caught:
+            calls(0, timeout=0.5)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        slow.join(60)
+        assert calls(0) == first + 2  # the slow call and this one; not the late one
+        assert server.stop()[0] == 0, server.log()
+        channel.close()
