@@ -237,3 +237,21 @@ def test_bad_values_are_reported():
                                                  r"Received: shape=\((1, )?\d, 0, 1\)"):
                 method(empty)
 
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_short_sequences_in_a_traced_function_match_numpy(steps):
+    # As the exported signatures run them: batch and time unknown when traced. A scan over the
+    # steps before the last then has nothing to stack for a one-step sequence.
+    y = sample(PARAMS, batch=2, steps=steps, seed=4)
+    lds = make_lds()
+    traced = tf.function(lambda y: lds.filter_and_smooth(y),
+                         input_signature=[tf.TensorSpec([None, None, 3], tf.float64)])
+    result = traced(tf.constant(y))
+    assert result["smoother_gains"].shape == (2, steps - 1, 2, 2)
+    for b in range(2):
+        f_m, f_c, s_m, s_c, ll = numpy_kalman(y[b], np.ones(steps, bool), PARAMS)
+        np.testing.assert_allclose(result["filtered_state_means"][b], f_m, atol=1e-10)
+        np.testing.assert_allclose(result["smoothed_state_means"][b], s_m, atol=1e-10)
+        np.testing.assert_allclose(result["smoothed_state_covariances"][b], s_c, atol=1e-10)
+        np.testing.assert_allclose(result["log_likelihood"][b], ll, rtol=1e-10)

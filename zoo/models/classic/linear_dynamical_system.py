@@ -256,7 +256,7 @@ class LinearDynamicalSystem(keras.Model):
 
         def step(carry, elems):
             mean_next, cov_next = carry[0], carry[1]
-            mean_filt, cov_filt, mean_pred_next, cov_pred_next = elems
+            mean_filt, cov_filt, mean_pred_next, cov_pred_next, last = elems
             # J_t^T = P_{t+1|t}^-1 A P_{t|t}
             gain_t = tf.linalg.cholesky_solve(
                 tf.linalg.cholesky(cov_pred_next), tf.einsum("ij,bjk->bik", A, cov_filt)
@@ -264,19 +264,23 @@ class LinearDynamicalSystem(keras.Model):
             gain = tf.linalg.matrix_transpose(gain_t)
             mean = mean_filt + tf.einsum("bn,bnk->bk", mean_next - mean_pred_next, gain_t)
             cov = _symmetrize(cov_filt + gain @ (cov_next - cov_pred_next) @ gain_t)
-            return mean, cov, gain
+            # The last step is smoothed as filtered, with no gain.
+            return (tf.where(last, mean_filt, mean), tf.where(last, cov_filt, cov),
+                    tf.where(last, tf.zeros_like(gain), gain))
 
-        last_mean, last_cov = filt_means[-1], filt_covs[-1]
-        init = (last_mean, last_cov, tf.zeros_like(last_cov))
+        # The scan runs over all T steps, the last one a step of its own, rather than over the
+        # T - 1 steps before it: an empty scan (T = 1) of unknown batch size cannot be stacked
+        # in a traced function such as a serving signature.
+        steps = tf.shape(filt_means)[0]
+        last = tf.range(steps) == steps - 1
+        next_means = tf.concat([pred_means[1:], pred_means[-1:]], axis=0)  # the last: unused
+        next_covs = tf.concat([pred_covs[1:], pred_covs[-1:]], axis=0)
+        init = (filt_means[-1], filt_covs[-1], tf.zeros_like(filt_covs[-1]))
         means, covs, gains = tf.scan(
-            step,
-            (filt_means[:-1], filt_covs[:-1], pred_means[1:], pred_covs[1:]),
-            initializer=init,
+            step, (filt_means, filt_covs, next_means, next_covs, last), initializer=init,
             reverse=True,
         )
-        means = tf.concat([means, last_mean[None]], axis=0)
-        covs = tf.concat([covs, last_cov[None]], axis=0)
-        return means, covs, gains
+        return means, covs, gains[:-1]
 
     def filter_and_smooth(self, observations, mask=None, smooth=True):
         """Runs the filter (and smoother) on a batch; graph-friendly, everything batch-major.
