@@ -76,6 +76,29 @@ def test_lds_masked_signature_over_rest(served):
 
 
 @pytest.mark.parametrize("via", ["rest", "grpc"])
+def test_lds_with_lengths_answers_each_sequence_by_its_valid_steps(served, via):
+    client, restored = served
+    task, model = restored["oscillator"]
+    observations = task.validation_observations[:2, :30].copy()
+    lengths = [30, 11]
+    observations[1, 11:] = 100.0  # padding that would pull the states if it were read
+    outputs = client.predict(
+        "oscillator", {"observations": observations.tolist(), "lengths": lengths},
+        signature_name="with_lengths", via=via)
+    for row, length in enumerate(lengths):
+        valid = observations[row, :length]  # NaN rows stay missing steps
+        means, covariances = model.smooth(valid)
+        np.testing.assert_allclose(outputs["smoothed_state_means"][row, :length], means,
+                                   atol=1e-4)
+        np.testing.assert_allclose(outputs["smoothed_state_covariances"][row, :length],
+                                   covariances, atol=1e-4)
+        np.testing.assert_allclose(outputs["log_likelihood"][row], model.loglikelihood(valid),
+                                   rtol=1e-5)
+        for name in ("filtered_state_means", "smoothed_state_covariances"):
+            assert not outputs[name][row, length:].any()
+
+
+@pytest.mark.parametrize("via", ["rest", "grpc"])
 def test_out_of_range_symbol_is_an_invalid_argument(served, via):
     client, _ = served
     with pytest.raises(ServingError) as info:

@@ -136,5 +136,7 @@ class LinearDynamicalSystemTask(Task):
 
     def warmup_inputs(self):
         values, mask = _observed(self.validation_observations[:1])
-        # `mask` feeds the masked signature; serving_default takes observations only.
-        return {"observations": [values[0].tolist()], "mask": [mask[0].tolist()]}
+        # `mask` feeds the masked signature, `lengths` with_lengths; serving_default takes
+        # observations only.
+        return {"observations": [values[0].tolist()], "mask": [mask[0].tolist()],
+                "lengths": [len(mask[0])]}
