@@ -86,11 +86,14 @@ def format_duration(seconds: float) -> str:
 
 def run_summary(run_dir, checkpoint: str | None, step: int, metrics: dict[str, float]) -> str:
     """The lines every run ends with: where it is, its last checkpoint, its validation metrics
-    and the command that exports it."""
-    shown = "  ".join(_fields(dict(sorted(metrics.items()))))
-    return "\n".join([
-        f"Run directory:   {run_dir}",
-        f"Last checkpoint: {checkpoint} (step {step})",
-        f"Validation:      {shown}",
-        f"Export it with:  seqzoo export {run_dir}",
-    ])
+    (and, on a line of their own, those of a held-out test split: `test_` names), and the
+    command that exports it."""
+    validation = {k: v for k, v in sorted(metrics.items()) if not k.startswith("test_")}
+    test = {k.removeprefix("test_"): v for k, v in sorted(metrics.items()) if k.startswith("test_")}
+    lines = [f"Run directory:   {run_dir}",
+             f"Last checkpoint: {checkpoint} (step {step})",
+             f"Validation:      {'  '.join(_fields(validation))}"]
+    if test:
+        lines.append(f"Test:            {'  '.join(_fields(test))}")
+    lines.append(f"Export it with:  seqzoo export {run_dir}")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ import yaml
 import toy_task
 from seqzoo.serving import cli
 from seqzoo.training import loop, run_directory
-from seqzoo.training.progress_display import ProgressDisplay
+from seqzoo.training.progress_display import ProgressDisplay, run_summary
 from seqzoo.training.run_directory import RunDirectory
 from seqzoo.training.tasks.sentiment import SentimentTask
 
@@ -202,3 +202,10 @@ def test_terminal_bar_redraws_one_line_with_window_means_and_validation_on_its_o
     # The last line shows the last window's means, like every line before it.
     assert last == "40/40 [====================]  loss 0.0022  accuracy 1  20.0 steps/s  " \
                    "0:00 left\x1b[K\n"
+
+
+def test_the_summary_shows_test_split_metrics_apart_from_validation():
+    summary = run_summary("runs/sentiment", "runs/sentiment/ckpt-3", 300, {
+        "accuracy": 0.91, "loss": 0.25, "test_accuracy": 0.875, "test_loss": 0.3})
+    assert summary.splitlines()[2:4] == ["Validation:      accuracy 0.91  loss 0.25",
+                                         "Test:            accuracy 0.875  loss 0.3"]
