@@ -39,7 +39,8 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
     In a multi-worker run only the chief writes to `run_dir`; the other workers write their
     (identical) checkpoints and logs to a temporary directory that is removed at the end. The
     workers stop together (see `WorkerGroup`): a SIGTERM to any of them makes all save a
-    checkpoint of the same step, and a worker that stops responding for
+    checkpoint of the same step (in any phase: an evaluation in progress ends at once on
+    every worker), and a worker that stops responding for
     `train.worker_timeout` seconds makes the others stop with `WorkerLost`. The chief prints a
     summary at the end: run directory, last checkpoint, validation metrics and the export
     command.
@@ -134,7 +135,10 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
             # Decoding a validation split can take a while: say what the silence is.
             print(f"Evaluating step {step} on the validation data...", flush=True)
         try:
-            metrics = {name: float(value) for name, value in task.evaluate(model).items()}
+            metrics = workers.interruptible(task.evaluate, model)
+            if metrics is None:
+                raise KeyboardInterrupt("SIGTERM to a worker")
+            metrics = {name: float(value) for name, value in metrics.items()}
         except KeyboardInterrupt:
             print(f"Interrupted during the final evaluation; the checkpoint of step {step} is "
                   f"kept in {run.checkpoints_dir}. Train again into the same run directory to "
@@ -178,7 +182,8 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
     `train.log_every` steps, a checkpoint is saved every `train.checkpoint_every` steps and the
     validation metrics are logged every `train.eval_every` steps (0: only at the end), where
     `early_stopping` may end the run before `train.steps`. After each call of the step
-    function, the run stops if a worker of the `WorkerGroup` `workers` got SIGTERM.
+    function, and during and after each evaluation, the run stops if a worker of the
+    `WorkerGroup` `workers` got SIGTERM.
 
     Raises:
         ValueError: the loss became NaN or infinite (the last good checkpoint is kept).
@@ -215,7 +220,11 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
         if current % train.checkpoint_every == 0:
             checkpoints.save()
         if train.eval_every and current % train.eval_every == 0 and current < train.steps:
-            metrics = task.evaluate(model)
+            metrics = workers.interruptible(task.evaluate, model)
+            # The workers a SIGTERM interrupted and those that had finished agree here, so
+            # that all of them save this step.
+            if workers.stop_requested():
+                raise KeyboardInterrupt("SIGTERM to a worker")
             log.write_validation(current, metrics)
             if early_stopping.should_stop(metrics, current):
                 print(f"Stopping early at step {current}: validation "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import signal
 import threading
@@ -10,6 +11,14 @@ import threading
 import tensorflow as tf
 
 from seqzoo.training.worker_lost import WorkerLost
+
+# Numbers the runs of a process, so that the n-th run of every worker uses the same key of the
+# coordination service (which outlives a run) and no run sees an earlier run's stop.
+_RUNS = itertools.count()
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Raised in the main thread to end an `interruptible` call; it never leaves the call."""
 
 
 class WorkerGroup:
@@ -21,10 +30,12 @@ class WorkerGroup:
     - A SIGTERM (a preemption notice; what Kubernetes and `docker stop` send) to any worker is
       shared after each call of the step function (`stop_requested`, one scalar all-reduce), so
       every worker saves the checkpoint of the same step and exits, and a restart resumes there.
-    - A worker that dies without notice (SIGKILL, a lost machine) misses the heartbeats of
-      TensorFlow's coordination service; after `train.worker_timeout` seconds the others'
-      collectives fail with one of `failures`, which `lost` turns into a `WorkerLost` naming the
-      worker and the step to resume from.
+      The signalled worker also posts it to TensorFlow's coordination service, where every
+      worker watches for it, so that host work without collectives (an evaluation, run through
+      `interruptible`) ends at once on every worker.
+    - A worker that dies without notice (SIGKILL, a lost machine) misses the heartbeats of TensorFlow's coordination service; after
+      `train.worker_timeout` seconds the others' collectives fail with one of `failures`, which
+      `lost` turns into a `WorkerLost` naming the worker and the step to resume from.
 
     In a single process, SIGTERM interrupts the run at once, as Ctrl-C does (`KeyboardInterrupt`,
     after which the loop saves a checkpoint).
@@ -38,6 +49,7 @@ class WorkerGroup:
     >>> with workers.on_sigterm():
     ...     loss, metrics = train_step(batches, 10)
     ...     workers.stop_requested()   # True on every worker once one of them got SIGTERM
+    ...     metrics = workers.interruptible(task.evaluate, model)   # None once one got SIGTERM
     False
     """
 
@@ -51,7 +63,9 @@ class WorkerGroup:
         self.failures = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                          tf.errors.AbortedError, tf.errors.CancelledError
                          ) if self.in_cluster else ()
+        self._stop_key = f"seqzoo_sigterm_{next(_RUNS)}" if self.in_cluster else None
         self._sigterm = threading.Event()
+        self._interruptible = False
 
     @contextlib.contextmanager
     def on_sigterm(self):
@@ -59,16 +73,34 @@ class WorkerGroup:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        main = threading.main_thread().ident
 
         def handler(signum, frame):
             if not self.in_cluster:
                 raise KeyboardInterrupt(f"signal {signum}")
-            self._sigterm.set()
+            if not self._sigterm.is_set():
+                self._sigterm.set()
+                _post(self._stop_key)
+            if self._interruptible:
+                raise _Interrupted(f"signal {signum}")
+
+        def watch(done: threading.Event):
+            if _wait_for_key(self._stop_key, done):
+                self._sigterm.set()
+                if self._interruptible:
+                    # The handler above, in the main thread, ends the interruptible call.
+                    signal.pthread_kill(main, signal.SIGTERM)
 
         previous = signal.signal(signal.SIGTERM, handler)
+        done = threading.Event()
+        watcher = threading.Thread(target=watch, args=(done,), daemon=True,
+                                   name="seqzoo-sigterm-watcher")
+        if self.in_cluster:
+            watcher.start()
         try:
             yield
         finally:
+            done.set()
             signal.signal(signal.SIGTERM, previous)
 
     def stop_requested(self) -> bool:
@@ -79,6 +111,27 @@ class WorkerGroup:
         marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
         return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)) > 0
 
+    def interruptible(self, function, *args):
+        """`function(*args)`, host work without collectives (e.g. an evaluation), ended on
+        every worker as soon as any of them gets SIGTERM.
+
+        Returns:
+            What `function` returns, or None when a SIGTERM ended it (or came before it);
+            `stop_requested` then returns True on every worker.
+
+        Raises:
+            KeyboardInterrupt: outside a cluster, on SIGTERM or Ctrl-C.
+        """
+        self._interruptible = True
+        try:
+            if self._sigterm.is_set():
+                return None
+            return function(*args)
+        except _Interrupted:
+            return None
+        finally:
+            self._interruptible = False
+
     def lost(self, error: tf.errors.OpError, saved_step: int | None) -> WorkerLost:
         """The `WorkerLost` for a collective that failed with `error` (one of `failures`),
         naming the workers its message names and the last checkpoint's `saved_step`."""
@@ -87,3 +140,28 @@ class WorkerGroup:
         resume = (f"resume from step {saved_step}" if saved_step
                   else "start over (no checkpoint was saved yet)")
         return WorkerLost(f"{who} stopped responding; restart all workers to {resume}.")
+
+
+def _post(key: str) -> None:
+    """Sets `key` in the coordination service (once per run: later posts find it set)."""
+    from tensorflow.python.eager import context
+
+    with contextlib.suppress(tf.errors.AlreadyExistsError, tf.errors.UnavailableError):
+        context.context().set_config_key_value(key, "1")
+
+
+def _wait_for_key(key: str, done: threading.Event) -> bool:
+    """Whether `key` was set in the coordination service before `done` (or the service went
+    away). Polls, so that the watcher ends with its run instead of blocking until the process
+    does."""
+    from tensorflow.python.eager import context
+
+    while not done.is_set():
+        try:
+            context.context().get_config_key_value(key, timeout_in_ms=500)
+            return True
+        except tf.errors.DeadlineExceededError:
+            continue
+        except tf.errors.OpError:
+            return False
+    return False

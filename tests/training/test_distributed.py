@@ -228,3 +228,52 @@ def test_workers_stop_together_resume_and_end_as_one_device(tmp_path, monkeypatc
         assert returncode == 2, output
         assert "The workers restored different steps" in output, output
     assert f"this one: {final}" in results[0][1] and "this one: 0" in results[1][1]
+
+
+def _wait_for(path, processes):
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        for p in processes:
+            assert p.poll() is None, p.communicate()[0]
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.02)
+
+
+def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path, monkeypatch):
+    from seqzoo.training import tasks
+
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
+    run_dir = tmp_path / "run"
+    # An evaluation takes minutes; it writes worker{task}.npz as it starts.
+    evaluating = ("--steps", "6", "--set", "train.eval_every=3",
+                  "--set", "train.checkpoint_every=100", "--set", "model.evaluation_passes=10000000",
+                  "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+
+    # In the evaluation at step 3, a SIGTERM to worker 1 ends both: step 3 is saved, though
+    # train.checkpoint_every would not have saved it.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *evaluating)
+    _wait_for(tmp_path / "worker0.npz", workers)
+    workers[1].send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    results = _outputs(workers, timeout=60)
+    assert time.monotonic() - signalled < 10, results
+    for returncode, output in results:
+        assert returncode == 130, output
+        assert "Interrupted at step 3; checkpoint saved" in output, output
+    assert _latest_step(run_dir) == 3
+
+    # Restarted, they train to the end; a SIGTERM to the chief in the final evaluation ends both,
+    # the final checkpoint kept and no metrics written.
+    (tmp_path / "worker0.npz").unlink()
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *evaluating)
+    _wait_for(tmp_path / "worker0.npz", workers)
+    workers[0].send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    results = _outputs(workers, timeout=60)
+    assert time.monotonic() - signalled < 10, results
+    for returncode, output in results:
+        assert returncode == 130, output
+        assert "Resuming from step 3 " in output, output
+        assert "Interrupted during the final evaluation; the checkpoint of step 6 is kept" in output
+    assert _latest_step(run_dir) == 6
+    assert not (run_dir / "metrics.json").exists()

@@ -3,6 +3,7 @@ how to start over (`--fresh`), and interrupts at step 0 or in the final evaluati
 
 import io
 import os
+import signal
 import subprocess
 import sys
 
@@ -184,6 +185,27 @@ def test_interrupt_in_final_evaluation_says_so_and_a_rerun_evaluates(tmp_path, c
     assert "Resuming from step 3 " in out and (tmp_path / "metrics.json").is_file()
     assert ("The run already reached train.steps=3; evaluating its checkpoint (--steps N "
             "trains it further).") in out
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
+def test_a_sigterm_in_an_evaluation_saves_and_stops(tmp_path, capsys, monkeypatch, strategy):
+    def sigterm(self, model):
+        signal.raise_signal(signal.SIGTERM)
+        raise AssertionError("the SIGTERM did not interrupt the evaluation")
+
+    monkeypatch.setattr(toy_task.ToyTask, "evaluate", sigterm)
+    args = ("--steps", "6", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=100",
+            "--strategy", strategy)
+    # The periodic evaluation at step 3: the step is saved though checkpoint_every is not due.
+    assert _train(tmp_path, *args) == 130
+    assert "Interrupted at step 3; checkpoint saved" in capsys.readouterr().out
+    assert RunDirectory(tmp_path).latest_checkpoint().endswith("ckpt-3")
+    # The final evaluation of the resumed run: the final checkpoint is kept, no metrics written.
+    assert _train(tmp_path, *args) == 130
+    assert ("Interrupted during the final evaluation; the checkpoint of step 6 is kept"
+            in capsys.readouterr().out)
+    assert RunDirectory(tmp_path).latest_checkpoint().endswith("ckpt-6")
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_terminal_bar_redraws_one_line_with_window_means_and_validation_on_its_own_line():

@@ -43,6 +43,9 @@ class ToyTask(Task):
         # evaluate() writes the weights here (multi-worker tests), "{task}" replaced by the
         # worker's index in TF_CONFIG, so that all workers of a run share the setting.
         weights_file: str = ""
+        # evaluate() repeats its validation pass this many times: an evaluation long enough to
+        # be interrupted.
+        evaluation_passes: int = 1
 
     def prepare(self) -> None:
         self.x, self.y = make_data(self.seed, self.config.examples, self.config.noise)
@@ -79,7 +82,8 @@ class ToyTask(Task):
             task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
             np.savez(self.config.weights_file.replace("{task}", str(task.get("index", 0))),
                      *model.get_weights())
-        error = np.asarray(model(self.x_val))[:, 0] - self.y_val
+        for _ in range(self.config.evaluation_passes):
+            error = np.asarray(model(self.x_val))[:, 0] - self.y_val
         return {"mse": float(np.mean(error**2))}
 
     def export_module(self, model):
