@@ -33,7 +33,8 @@ class WorkerGroup:
       The signalled worker also posts it to TensorFlow's coordination service, where every
       worker watches for it, so that host work without collectives (an evaluation, run through
       `interruptible`) ends at once on every worker.
-    - A worker that dies without notice (SIGKILL, a lost machine) misses the heartbeats of TensorFlow's coordination service; after
+    - A worker that dies without notice (SIGKILL, a lost machine) or stops altogether
+      (SIGSTOP) misses the heartbeats of TensorFlow's coordination service; after
       `train.worker_timeout` seconds the others' collectives fail with one of `failures`, which
       `lost` turns into a `WorkerLost` naming the worker and the step to resume from.
 
@@ -58,6 +59,7 @@ class WorkerGroup:
         self.strategy = strategy
         self.in_cluster = resolver is not None and bool(resolver.cluster_spec().as_dict())
         self._me = (resolver.task_type, str(resolver.task_id)) if self.in_cluster else None
+        self._leader = _coordination_leader(resolver) if self.in_cluster else None
         # What a collective fails with once a peer is gone (or the collectives were aborted
         # because of it); none outside a cluster, where no peer can be lost.
         self.failures = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
@@ -134,12 +136,27 @@ class WorkerGroup:
 
     def lost(self, error: tf.errors.OpError, saved_step: int | None) -> WorkerLost:
         """The `WorkerLost` for a collective that failed with `error` (one of `failures`),
-        naming the workers its message names and the last checkpoint's `saved_step`."""
-        named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message)) - {self._me}
+        naming the workers its message names and the last checkpoint's `saved_step`.
+
+        A worker that cannot reach the coordination service names the worker that leads it
+        (the chief, or worker 0)."""
+        named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message))
+        if not named and "/tensorflow.CoordinationService/" in error.message:
+            named = {self._leader}
+        named -= {self._me}
         who = " and ".join(f"{job} {index}" for job, index in sorted(named)) or "another worker"
         resume = (f"resume from step {saved_step}" if saved_step
                   else "start over (no checkpoint was saved yet)")
         return WorkerLost(f"{who} stopped responding; restart all workers to {resume}.")
+
+
+def _coordination_leader(resolver) -> tuple[str, str]:
+    """The (job, index) of the worker that runs the coordination service."""
+    from tensorflow.python.distribute import multi_worker_util
+
+    leader = multi_worker_util.coordination_leader(resolver.cluster_spec())
+    job, index = re.fullmatch(r"/job:(\w+)/replica:\d+/task:(\d+)", leader).groups()
+    return job, index
 
 
 def _post(key: str) -> None:

@@ -67,9 +67,16 @@ PEER_GONE = (
     "target /job:worker/replica:0/task:0 while calling /tensorflow.WorkerService/RecvBuf")
 
 
+# What a collective fails with on worker 1 when the chief, which leads the coordination service,
+# stopped (SIGSTOP) or its machine is cut off.
+LEADER_SILENT = "Deadline Exceeded\n\nRPC: /tensorflow.CoordinationService/Heartbeat"
+
+
 @pytest.mark.parametrize("task_id, message, saved_step, expected", [
     (0, HEARTBEATS_MISSED, 40, "worker 1 stopped responding; restart all workers to resume "
                                "from step 40."),
+    (1, LEADER_SILENT, 40, "worker 0 stopped responding; restart all workers to resume from "
+                           "step 40."),
     (1, PEER_GONE, None, "worker 0 stopped responding; restart all workers to start over (no "
                          "checkpoint was saved yet)."),
     (1, "Socket closed", 40, "another worker stopped responding; restart all workers to resume "
@@ -239,10 +246,7 @@ def _wait_for(path, processes):
         time.sleep(0.02)
 
 
-def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path, monkeypatch):
-    from seqzoo.training import tasks
-
-    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
+def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path):
     run_dir = tmp_path / "run"
     # An evaluation takes minutes; it writes worker{task}.npz as it starts.
     evaluating = ("--steps", "6", "--set", "train.eval_every=3",
@@ -277,3 +281,27 @@ def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path, mon
         assert "Interrupted during the final evaluation; the checkpoint of step 6 is kept" in output
     assert _latest_step(run_dir) == 6
     assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_stopped_chief_is_named_within_the_timeout(tmp_path):
+    run_dir = tmp_path / "run"
+    workers = _start_workers(tmp_path, [run_dir, run_dir], "--steps", "1000000",
+                             "--set", "train.checkpoint_every=20",
+                             "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+    try:
+        _wait_for_checkpoint_after(0, run_dir, workers)
+        # SIGSTOP freezes the chief's heartbeats with it: worker 1 finds the coordination
+        # service the chief leads gone quiet, and names it.
+        workers[0].send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        output = workers[1].communicate(timeout=60)[0]
+        assert time.monotonic() - stopped < WORKER_TIMEOUT + 15, output
+        assert workers[1].returncode == 1, output
+        saved = _latest_step(run_dir)
+        assert (f"worker 0 stopped responding; restart all workers to resume from step {saved}."
+                in output), output
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.send_signal(signal.SIGCONT)
+            worker.wait()
