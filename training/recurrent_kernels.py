@@ -1,56 +1,70 @@
-"""Which kernel the recurrent layers of a model train with on a GPU: cuDNN's or the generic one.
+"""Which kernel each recurrent layer of a model trains with: cuDNN's, the zoo's hoisted one, or
+Keras's generic loop.
 
 Keras 3 runs an `LSTM` or `GRU` layer on cuDNN's fused kernel when a GPU is visible and the layer's
-settings are ones cuDNN computes; otherwise it runs its generic loop of cell steps, several times
-slower. The choice is made silently while the step is traced, so the loop states it once.
+settings are ones cuDNN computes; otherwise it runs its generic loop of cell steps. The zoo's
+`LSTM` and `GRU` (`seqzoo.zoo.layers`) run cuDNN in the same cases and, in the others, their
+hoisted kernel when the settings allow (`seqzoo.zoo.layers.hoisted_recurrence`). The choice is made
+silently while the step is traced, several times apart in speed, so `seqzoo train` states it once.
 """
 
 from __future__ import annotations
 
 import keras
 
+from seqzoo.zoo.layers.gru import GRU
 from seqzoo.zoo.layers.hoisted_recurrence import fused_kernel_obstacles
+from seqzoo.zoo.layers.lstm import LSTM
+
+CUDNN, HOISTED, GENERIC = "cuDNN", "hoisted", "Keras generic"
 
 
-def recurrent_kernels(model: keras.Model) -> dict[str, str]:
-    """The kernel each Keras `LSTM` or `GRU` layer of `model` trains with on a GPU.
+def recurrent_kernels(model: keras.Model, gpus: int) -> dict[str, str]:
+    """The kernel each recurrent layer of `model` trains with on a machine with `gpus` GPUs.
 
     Returns:
-        Layer name to "cuDNN", or to "generic (...)" naming the settings cuDNN does not
-        compute (e.g. "recurrent_dropout=0.2").
+        Layer name to "cuDNN", "hoisted" (the zoo's CPU kernel), or "Keras generic (...)" with
+        why: the settings the fused kernels do not compute (e.g. "recurrent_dropout=0.2"),
+        Keras's own layer class, or a cell no fused kernel exists for.
 
     Example:
-        >>> recurrent_kernels(keras.Sequential([keras.layers.LSTM(8, recurrent_dropout=0.2)]))
-        {'lstm': 'generic (recurrent_dropout=0.2)'}
+        >>> recurrent_kernels(keras.Sequential([LSTM(8), keras.layers.LSTM(8)]), gpus=0)
+        {'lstm': 'hoisted', 'lstm_1': 'Keras generic (keras.layers.LSTM)'}
     """
-    kernels = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-            reasons = _settings_cudnn_lacks(layer)
-            kernels[layer.name] = f"generic ({', '.join(reasons)})" if reasons else "cuDNN"
-    return kernels
+    return {layer.name: _kernel(layer, gpus)
+            for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.RNN)}
 
 
-def _settings_cudnn_lacks(layer) -> list[str]:
-    """The settings of a Keras `LSTM`/`GRU` that keep it off cuDNN."""
-    return (["use_cudnn=False"] if layer.use_cudnn is False else []) + fused_kernel_obstacles(layer)
+def _kernel(layer: keras.layers.RNN, gpus: int) -> str:
+    if not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+        return f"{GENERIC} ({type(layer.cell).__name__})"
+    obstacles = fused_kernel_obstacles(layer)
+    off_cudnn = (["use_cudnn=False"] if layer.use_cudnn is False else []) + obstacles
+    if layer.use_cudnn is True or (gpus and not off_cudnn):
+        return CUDNN
+    if isinstance(layer, (LSTM, GRU)) and not obstacles:
+        return HOISTED
+    reasons = (off_cudnn if gpus else obstacles) or [f"keras.layers.{type(layer).__name__}"]
+    return f"{GENERIC} ({', '.join(reasons)})"
 
 
 def kernel_report(model: keras.Model, gpus: int) -> str | None:
-    """The line the loop prints once when training on `gpus` GPUs: which recurrent layers run
-    on cuDNN and which on the generic kernel (and why); None without a GPU or a Keras
-    recurrent layer.
+    """The line `seqzoo train` prints once: the kernel each recurrent layer of `model` trains
+    with on `gpus` GPUs (or the CPU), layers grouped by kernel; None without recurrent layers.
 
     Example:
-        >>> print(kernel_report(model, gpus=1))
-        Recurrent kernels on the GPU: cuDNN for lstm, lstm_1; generic for gru (reset_after=False).
+        >>> print(kernel_report(model, gpus=0))
+        Recurrent kernels on the CPU: hoisted for forward_gru, backward_gru; Keras generic for
+        dropped (recurrent_dropout=0.2).
     """
-    kernels = recurrent_kernels(model)
-    if not gpus or not kernels:
+    kernels = recurrent_kernels(model, gpus)
+    if not kernels:
         return None
-    cudnn = [name for name, kernel in kernels.items() if kernel == "cuDNN"]
-    generic = [f"{name} {kernel[len('generic '):]}" for name, kernel in kernels.items()
-               if kernel != "cuDNN"]
-    parts = ([f"cuDNN for {', '.join(cudnn)}"] if cudnn else []) + (
-        [f"generic for {', '.join(generic)}"] if generic else [])
-    return f"Recurrent kernels on the GPU: {'; '.join(parts)}."
+    groups = {}
+    for name, kernel in kernels.items():
+        label, _, reason = kernel.partition(" (")
+        groups.setdefault(label, []).append(f"{name} ({reason}" if reason else name)
+    device = "the CPU" if not gpus else "the GPU" if gpus == 1 else f"{gpus} GPUs"
+    return (f"Recurrent kernels on {device}: "
+            + "; ".join(f"{label} for {', '.join(names)}" for label, names in groups.items()) + ".")

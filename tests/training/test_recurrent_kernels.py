@@ -1,38 +1,56 @@
-"""The line naming the recurrent kernels a GPU run trains with. There is no GPU here, so the
+"""The line naming the kernel each recurrent layer trains with. There is no GPU here, so the GPU
 decision is tested against the settings Keras's TensorFlow backend checks before it picks cuDNN;
-that a GPU run prints the line is not exercised."""
+the CPU line is also checked on `seqzoo train`'s output (test_run_directory.py)."""
 
 import keras
 
 from seqzoo.training.recurrent_kernels import kernel_report, recurrent_kernels
+from seqzoo.zoo.layers import GRU, LSTM
+from seqzoo.zoo.layers.elman_cell import ElmanCell
 
 
 def _model():
     inputs = keras.Input((5, 3))
-    x = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True, name="lstm"),
+    x = keras.layers.Bidirectional(LSTM(4, return_sequences=True, name="lstm"),
                                    name="encoder")(inputs)
-    x = keras.layers.GRU(4, reset_after=False, return_sequences=True, name="gru_v1")(x)
-    x = keras.layers.LSTM(4, recurrent_dropout=0.2, activation="relu", return_sequences=True,
-                          name="dropped")(x)
-    x = keras.layers.GRU(4, use_cudnn=False, name="plain")(x)
+    x = keras.layers.GRU(4, return_sequences=True, name="keras_gru")(x)
+    x = GRU(4, reset_after=False, return_sequences=True, name="gru_v1")(x)
+    x = LSTM(4, recurrent_dropout=0.2, activation="relu", return_sequences=True,
+             name="dropped")(x)
+    x = GRU(4, use_cudnn=False, return_sequences=True, name="plain")(x)
+    x = keras.layers.RNN(ElmanCell(4), name="elman")(x)
     return keras.Model(inputs, keras.layers.Dense(1)(x))
 
 
-def test_each_recurrent_layer_gets_the_kernel_keras_picks():
-    assert recurrent_kernels(_model()) == {
+def test_each_recurrent_layer_gets_the_kernel_it_trains_with():
+    model = _model()
+    assert recurrent_kernels(model, gpus=1) == {
         "forward_lstm": "cuDNN",
         "backward_lstm": "cuDNN",
-        "gru_v1": "generic (reset_after=False)",
-        "dropped": "generic (activation=relu, recurrent_dropout=0.2)",
-        "plain": "generic (use_cudnn=False)",
+        "keras_gru": "cuDNN",
+        "gru_v1": "Keras generic (reset_after=False)",
+        "dropped": "Keras generic (activation=relu, recurrent_dropout=0.2)",
+        "plain": "hoisted",  # the zoo's kernel still runs where cuDNN is refused
+        "elman": "Keras generic (ElmanCell)",
+    }
+    assert recurrent_kernels(model, gpus=0) == {
+        "forward_lstm": "hoisted",
+        "backward_lstm": "hoisted",
+        "keras_gru": "Keras generic (keras.layers.GRU)",
+        "gru_v1": "Keras generic (reset_after=False)",
+        "dropped": "Keras generic (activation=relu, recurrent_dropout=0.2)",
+        "plain": "hoisted",
+        "elman": "Keras generic (ElmanCell)",
     }
 
 
-def test_the_report_is_one_line_on_a_gpu_and_nothing_without():
+def test_the_report_is_one_line_grouped_by_kernel_and_nothing_without_recurrent_layers():
     model = _model()
-    assert kernel_report(model, gpus=1) == (
-        "Recurrent kernels on the GPU: cuDNN for backward_lstm, forward_lstm; generic for "
-        "gru_v1 (reset_after=False), dropped (activation=relu, recurrent_dropout=0.2), plain "
-        "(use_cudnn=False).")
-    assert kernel_report(model, gpus=0) is None
+    assert kernel_report(model, gpus=0) == (
+        "Recurrent kernels on the CPU: hoisted for backward_lstm, forward_lstm, plain; Keras "
+        "generic for keras_gru (keras.layers.GRU), gru_v1 (reset_after=False), dropped "
+        "(activation=relu, recurrent_dropout=0.2), elman (ElmanCell).")
+    assert kernel_report(model, gpus=2).startswith(
+        "Recurrent kernels on 2 GPUs: cuDNN for backward_lstm, forward_lstm, keras_gru; Keras "
+        "generic for gru_v1 (reset_after=False), ")
     assert kernel_report(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]), 1) is None

@@ -1,5 +1,6 @@
 """Run directories: a failed first run pins nothing, a resumed run refuses other settings and says
-how to start over (`--fresh`), and interrupts at step 0 or in the final evaluation say what happened."""
+how to start over (`--fresh`), and interrupts at step 0 or in an evaluation say what happened; the
+installed command names the recurrent kernels it trains with."""
 
 import io
 import os
@@ -82,6 +83,9 @@ def test_seqzoo_train_after_a_bad_data_file_just_works(tmp_path):
     trained = seqzoo_train("--steps", "3")
     assert trained.returncode == 0, trained.stderr
     assert "Resuming" not in trained.stdout
+    # Once, first, without TensorFlow's log lines: the zoo's GRU runs its CPU kernel.
+    assert trained.stdout.startswith("Recurrent kernels on the CPU: hoisted for l0_bwd, l0_fwd.\n")
+    assert trained.stdout.count("Recurrent kernels") == 1 and trained.stderr == ""
     assert (_saved(run_dir)["data"], _saved(run_dir)["model"]["units"]) == ("builtin", 4)
     assert f"Last checkpoint: {run_dir / 'checkpoints' / 'ckpt-3'} (step 3)" in trained.stdout
 
