@@ -55,9 +55,10 @@ class TrainConfig(CheckedConfig):
             `bench recurrent`.
         strategy: "auto", "one_device", "mirrored" or "multi_worker_mirrored".
         worker_timeout: in a multi-worker run, the seconds a worker may miss the heartbeats of
-            TensorFlow's coordination service before the others take it as dead: they stop
-            (exit non-zero) saying which worker it was and from which step all of them resume
-            once restarted.
+            TensorFlow's coordination service, or the steps may make no progress (a worker
+            hangs but heartbeats), before the others take it as lost: they stop (exit
+            non-zero) saying which worker it was and from which step all of them resume once
+            restarted. Keep it above the time of one step.
         mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
             (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
             "mixed_bfloat16" (for TPUs and CPUs with bfloat16 units). Model outputs, softmax

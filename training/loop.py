@@ -40,7 +40,7 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
     (identical) checkpoints and logs to a temporary directory that is removed at the end. The
     workers stop together (see `WorkerGroup`): a SIGTERM to any of them makes all save a
     checkpoint of the same step (in any phase: an evaluation in progress ends at once on
-    every worker), and a worker that stops responding for
+    every worker), and a worker that stops responding (or hangs, stalling the steps) for
     `train.worker_timeout` seconds makes the others stop with `WorkerLost`. The chief prints a
     summary at the end: run directory, last checkpoint, validation metrics and the export
     command.
@@ -119,8 +119,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
         print(f"The run already reached train.steps={config.train.steps}; evaluating its "
               "checkpoint (--steps N trains it further).", flush=True)
     display = ProgressDisplay(config.train.steps) if progress and chief else None
-    workers = WorkerGroup(strategy)
-    with workers.on_sigterm(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
+    workers = WorkerGroup(strategy, config.train.worker_timeout, checkpoints.step)
+    with workers.stopping_together(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
         try:
             with display or contextlib.nullcontext():
                 run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log,
@@ -202,7 +202,8 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
     current = start
     while current < train.steps:
         started = time.perf_counter()
-        loss, metrics = train_step(batches, _steps_to_next_stop(current, train))
+        with workers.stepping():
+            loss, metrics = train_step(batches, _steps_to_next_stop(current, train))
         loss = float(loss)
         # The step function stops after a non-finite loss, so the step variable names it.
         done, current = checkpoints.current_step - current, checkpoints.current_step

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import signal
+import sys
 import threading
+import time
 
 import tensorflow as tf
 
@@ -15,6 +18,11 @@ from seqzoo.training.worker_lost import WorkerLost
 # Numbers the runs of a process, so that the n-th run of every worker uses the same key of the
 # coordination service (which outlives a run) and no run sees an earlier run's stop.
 _RUNS = itertools.count()
+
+
+# Seconds a stalled worker waits for its main thread to leave the aborted collectives before it
+# takes itself as the worker that hangs.
+_GRACE = 2
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -37,24 +45,34 @@ class WorkerGroup:
       (SIGSTOP) misses the heartbeats of TensorFlow's coordination service; after
       `train.worker_timeout` seconds the others' collectives fail with one of `failures`, which
       `lost` turns into a `WorkerLost` naming the worker and the step to resume from.
+    - A worker that hangs but keeps heartbeating (its main thread stuck, e.g. reading its data)
+      stalls the steps of all: when `step` has not advanced for `timeout` seconds within a
+      call of the step function (after the first, which traces), every worker aborts its
+      collectives. The workers that were waiting in them get one of `failures`; the one whose
+      main thread stays stuck says so, posts its name for the others' `WorkerLost`, and ends
+      its process (exit status 1), the only way out of a stuck thread.
 
     In a single process, SIGTERM interrupts the run at once, as Ctrl-C does (`KeyboardInterrupt`,
     after which the loop saves a checkpoint).
 
     Args:
         strategy: the run's `tf.distribute.Strategy`.
+        timeout: `train.worker_timeout`, the seconds the steps may stall; None: no limit.
+        step: the step variable the step function increments.
 
     Example:
 
-    >>> workers = WorkerGroup(strategy)
-    >>> with workers.on_sigterm():
-    ...     loss, metrics = train_step(batches, 10)
+    >>> workers = WorkerGroup(strategy, timeout=30, step=step)
+    >>> with workers.stopping_together():
+    ...     with workers.stepping():
+    ...         loss, metrics = train_step(batches, 10)
     ...     workers.stop_requested()   # True on every worker once one of them got SIGTERM
     ...     metrics = workers.interruptible(task.evaluate, model)   # None once one got SIGTERM
     False
     """
 
-    def __init__(self, strategy: tf.distribute.Strategy):
+    def __init__(self, strategy: tf.distribute.Strategy, timeout: float | None = None,
+                 step: tf.Variable | None = None):
         resolver = getattr(strategy, "cluster_resolver", None)
         self.strategy = strategy
         self.in_cluster = resolver is not None and bool(resolver.cluster_spec().as_dict())
@@ -65,13 +83,20 @@ class WorkerGroup:
         self.failures = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                          tf.errors.AbortedError, tf.errors.CancelledError
                          ) if self.in_cluster else ()
-        self._stop_key = f"seqzoo_sigterm_{next(_RUNS)}" if self.in_cluster else None
+        run = next(_RUNS) if self.in_cluster else None
+        self._stop_key, self._stuck_key = f"seqzoo_sigterm_{run}", f"seqzoo_stuck_{run}"
         self._sigterm = threading.Event()
         self._interruptible = False
+        self._timeout, self._step = timeout, step
+        # The calls of the step function (and collectives) so far, and whether one runs now.
+        self._calls = 0
+        self._stepping = threading.Event()
+        self._stalled = False
 
     @contextlib.contextmanager
-    def on_sigterm(self):
-        """Within the block, SIGTERM asks the run to stop (see the class docstring)."""
+    def stopping_together(self):
+        """Within the block, SIGTERM asks the run to stop and stalled steps end it (see the
+        class docstring)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -95,23 +120,71 @@ class WorkerGroup:
 
         previous = signal.signal(signal.SIGTERM, handler)
         done = threading.Event()
-        watcher = threading.Thread(target=watch, args=(done,), daemon=True,
-                                   name="seqzoo-sigterm-watcher")
         if self.in_cluster:
-            watcher.start()
+            threading.Thread(target=watch, args=(done,), daemon=True,
+                             name="seqzoo-sigterm-watcher").start()
+            if self._timeout and self._step is not None:
+                threading.Thread(target=self._watch_steps, args=(done,), daemon=True,
+                                 name="seqzoo-stall-watchdog").start()
         try:
             yield
         finally:
             done.set()
             signal.signal(signal.SIGTERM, previous)
 
+    @contextlib.contextmanager
+    def stepping(self):
+        """Marks a call of the step function (or another collective) for the stall watchdog."""
+        self._calls += 1
+        self._stepping.set()
+        try:
+            yield
+        finally:
+            self._stepping.clear()
+
     def stop_requested(self) -> bool:
         """Whether any worker got SIGTERM; all workers call it after the same call of the step
         function and get the same answer. Always False outside a cluster."""
         if not self.in_cluster:
             return False
-        marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
-        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)) > 0
+        with self.stepping():
+            marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
+            total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)
+        return float(total) > 0
+
+    def _watch_steps(self, done: threading.Event) -> None:
+        """Ends a run whose steps stalled for `timeout` seconds (see the class docstring)."""
+        from tensorflow.python.eager import context
+
+        last_step, since = None, time.monotonic()
+        while not done.wait(0.5):
+            now = time.monotonic()
+            # The first call traces the step function, which may take any time.
+            if not self._stepping.is_set() or self._calls < 2:
+                last_step, since = None, now
+                continue
+            step = int(self._step.numpy())
+            if step != last_step:
+                last_step, since = step, now
+                continue
+            if now - since >= self._timeout:
+                break
+        else:
+            return
+        self._stalled = True
+        me = " ".join(self._me)
+        context.context().abort_collective_ops(
+            tf.errors.UNAVAILABLE, f"The steps made no progress for {self._timeout} s.")
+        deadline = time.monotonic() + _GRACE
+        while self._stepping.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._stepping.is_set():
+            return  # The main thread was waiting in a collective: it reports a lost worker.
+        _post(self._stuck_key, me)
+        print(f"seqzoo train: error: this worker ({me}) made no progress for {self._timeout} s, "
+              "stuck outside the collectives (e.g. reading its data); it stops. Restart all "
+              "workers to resume from the last checkpoint.", file=sys.stderr, flush=True)
+        os._exit(1)
 
     def interruptible(self, function, *args):
         """`function(*args)`, host work without collectives (e.g. an evaluation), ended on
@@ -139,10 +212,14 @@ class WorkerGroup:
         naming the workers its message names and the last checkpoint's `saved_step`.
 
         A worker that cannot reach the coordination service names the worker that leads it
-        (the chief, or worker 0)."""
+        (the chief, or worker 0); after stalled steps, the worker that hung is named once it
+        posted its name."""
         named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message))
         if not named and "/tensorflow.CoordinationService/" in error.message:
             named = {self._leader}
+        if not named and self._stalled:
+            stuck = _read(self._stuck_key, (_GRACE + 3) * 1000)
+            named = {tuple(stuck.split())} if stuck else set()
         named -= {self._me}
         who = " and ".join(f"{job} {index}" for job, index in sorted(named)) or "another worker"
         resume = (f"resume from step {saved_step}" if saved_step
@@ -159,12 +236,22 @@ def _coordination_leader(resolver) -> tuple[str, str]:
     return job, index
 
 
-def _post(key: str) -> None:
+def _post(key: str, value: str = "1") -> None:
     """Sets `key` in the coordination service (once per run: later posts find it set)."""
     from tensorflow.python.eager import context
 
     with contextlib.suppress(tf.errors.AlreadyExistsError, tf.errors.UnavailableError):
-        context.context().set_config_key_value(key, "1")
+        context.context().set_config_key_value(key, value)
+
+
+def _read(key: str, timeout_in_ms: int) -> str | None:
+    """The value of `key` in the coordination service, or None if it is not set in time."""
+    from tensorflow.python.eager import context
+
+    try:
+        return context.context().get_config_key_value(key, timeout_in_ms=timeout_in_ms)
+    except tf.errors.OpError:
+        return None
 
 
 def _wait_for_key(key: str, done: threading.Event) -> bool:

@@ -305,3 +305,24 @@ def test_a_stopped_chief_is_named_within_the_timeout(tmp_path):
             worker.kill()
             worker.send_signal(signal.SIGCONT)
             worker.wait()
+
+
+def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp_path):
+    run_dir = tmp_path / "run"
+    # Worker 1's input pipeline hangs at its 50th batch; its heartbeats go on.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], "--steps", "1000000",
+                             "--set", "train.checkpoint_every=20",
+                             "--set", f"train.worker_timeout={WORKER_TIMEOUT}",
+                             "--set", "model.stall_worker=1",
+                             "--set", "model.stall_after_batches=50")
+    _wait_for_checkpoint_after(20, run_dir, workers)
+    saved = time.monotonic()
+    (chief_status, chief), (stuck_status, stuck) = _outputs(workers, timeout=60)
+    assert time.monotonic() - saved < WORKER_TIMEOUT + 15, (chief, stuck)
+    assert _latest_step(run_dir) == 40
+    assert chief_status == 1, chief
+    assert ("worker 1 stopped responding; restart all workers to resume from step 40."
+            in chief), chief
+    assert stuck_status == 1, stuck
+    assert ("this worker (worker 1) made no progress for 3 s, stuck outside the collectives "
+            "(e.g. reading its data); it stops." in stuck), stuck

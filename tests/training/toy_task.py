@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 
 import keras
 import numpy as np
@@ -46,6 +47,10 @@ class ToyTask(Task):
         # evaluate() repeats its validation pass this many times: an evaluation long enough to
         # be interrupted.
         evaluation_passes: int = 1
+        # The worker (index in TF_CONFIG) whose input pipeline hangs after this many batches,
+        # as one stuck reading its data does; -1: none.
+        stall_worker: int = -1
+        stall_after_batches: int = 0
 
     def prepare(self) -> None:
         self.x, self.y = make_data(self.seed, self.config.examples, self.config.noise)
@@ -64,6 +69,17 @@ class ToyTask(Task):
             dataset = dataset.enumerate().map(
                 lambda i, xy: (xy[0], tf.where(i >= limit, np.float32("nan"), xy[1]))
             )
+        if self.config.stall_worker == _task_index():
+            limit = self.config.stall_after_batches
+
+            def stall(index):
+                if index >= limit:
+                    threading.Event().wait()
+                return index
+
+            dataset = dataset.enumerate().map(
+                lambda i, xy: tf.nest.map_structure(
+                    lambda t: _after(tf.py_function(stall, [i], tf.int64), t), xy))
         return dataset
 
     def build_model(self) -> keras.Model:
@@ -79,8 +95,7 @@ class ToyTask(Task):
 
     def evaluate(self, model):
         if self.config.weights_file:
-            task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-            np.savez(self.config.weights_file.replace("{task}", str(task.get("index", 0))),
+            np.savez(self.config.weights_file.replace("{task}", str(_task_index())),
                      *model.get_weights())
         for _ in range(self.config.evaluation_passes):
             error = np.asarray(model(self.x_val))[:, 0] - self.y_val
@@ -96,6 +111,16 @@ class ToyTask(Task):
             )
         }
         return module
+
+
+def _task_index() -> int:
+    """This worker's index in TF_CONFIG (0 outside a cluster)."""
+    return json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0)
+
+
+def _after(dependency, tensor):
+    with tf.control_dependencies([dependency]):
+        return tf.identity(tensor)
 
 
 def register() -> None:
