@@ -246,37 +246,36 @@ def _wait_for(path, processes):
         time.sleep(0.02)
 
 
-def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path):
-    run_dir = tmp_path / "run"
-    # An evaluation takes minutes; it writes worker{task}.npz as it starts.
-    evaluating = ("--steps", "6", "--set", "train.eval_every=3",
-                  "--set", "train.checkpoint_every=100", "--set", "model.evaluation_passes=10000000",
-                  "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
-
-    # In the evaluation at step 3, a SIGTERM to worker 1 ends both: step 3 is saved, though
-    # train.checkpoint_every would not have saved it.
-    workers = _start_workers(tmp_path, [run_dir, run_dir], *evaluating)
+def _sigterm_in_evaluation(tmp_path, run_dir, signalled):
+    """Runs two workers into an evaluation that takes minutes (it writes worker0.npz as it
+    starts), sends SIGTERM to worker `signalled` and returns the outputs once both exited with
+    code 130 within seconds."""
+    (tmp_path / "worker0.npz").unlink(missing_ok=True)
+    workers = _start_workers(tmp_path, [run_dir, run_dir], "--steps", "6",
+                             "--set", "train.eval_every=3", "--set", "train.checkpoint_every=100",
+                             "--set", "model.evaluation_passes=10000000",
+                             "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
     _wait_for(tmp_path / "worker0.npz", workers)
-    workers[1].send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
+    workers[signalled].send_signal(signal.SIGTERM)
+    sent = time.monotonic()
     results = _outputs(workers, timeout=60)
-    assert time.monotonic() - signalled < 10, results
+    assert time.monotonic() - sent < 10, results
     for returncode, output in results:
         assert returncode == 130, output
+    return [output for _, output in results]
+
+
+def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    # In the evaluation at step 3, a SIGTERM to worker 1 ends both: step 3 is saved, though
+    # train.checkpoint_every would not have saved it.
+    for output in _sigterm_in_evaluation(tmp_path, run_dir, signalled=1):
         assert "Interrupted at step 3; checkpoint saved" in output, output
     assert _latest_step(run_dir) == 3
 
     # Restarted, they train to the end; a SIGTERM to the chief in the final evaluation ends both,
     # the final checkpoint kept and no metrics written.
-    (tmp_path / "worker0.npz").unlink()
-    workers = _start_workers(tmp_path, [run_dir, run_dir], *evaluating)
-    _wait_for(tmp_path / "worker0.npz", workers)
-    workers[0].send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    results = _outputs(workers, timeout=60)
-    assert time.monotonic() - signalled < 10, results
-    for returncode, output in results:
-        assert returncode == 130, output
+    for output in _sigterm_in_evaluation(tmp_path, run_dir, signalled=0):
         assert "Resuming from step 3 " in output, output
         assert "Interrupted during the final evaluation; the checkpoint of step 6 is kept" in output
     assert _latest_step(run_dir) == 6
