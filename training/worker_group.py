@@ -78,6 +78,9 @@ class WorkerGroup:
         self.in_cluster = resolver is not None and bool(resolver.cluster_spec().as_dict())
         self._me = (resolver.task_type, str(resolver.task_id)) if self.in_cluster else None
         self._leader = _coordination_leader(resolver) if self.in_cluster else None
+        self._peers = {(job, str(index))
+                       for job, addresses in resolver.cluster_spec().as_dict().items()
+                       for index in range(len(addresses))} - {self._me} if self.in_cluster else ()
         # What a collective fails with once a peer is gone (or the collectives were aborted
         # because of it); none outside a cluster, where no peer can be lost.
         self.failures = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
@@ -212,19 +215,35 @@ class WorkerGroup:
         naming the workers its message names and the last checkpoint's `saved_step`.
 
         A worker that cannot reach the coordination service names the worker that leads it
-        (the chief, or worker 0); after stalled steps, the worker that hung is named once it
-        posted its name."""
+        (the chief, or worker 0); after stalled steps, the workers that do not answer a probe,
+        or else the one that posted its name as hung."""
         named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message))
         if not named and "/tensorflow.CoordinationService/" in error.message:
             named = {self._leader}
         if not named and self._stalled:
-            stuck = _read(self._stuck_key, (_GRACE + 3) * 1000)
-            named = {tuple(stuck.split())} if stuck else set()
+            # A frozen worker stalls the steps too, when the watchdog notices before the
+            # heartbeats do; a hung one answers probes and posts its name.
+            named = self._silent_peers()
+            stuck = None if named else _read(self._stuck_key, (_GRACE + 3) * 1000)
+            named = named or ({tuple(stuck.split())} if stuck else set())
         named -= {self._me}
         who = " and ".join(f"{job} {index}" for job, index in sorted(named)) or "another worker"
         resume = (f"resume from step {saved_step}" if saved_step
                   else "start over (no checkpoint was saved yet)")
         return WorkerLost(f"{who} stopped responding; restart all workers to {resume}.")
+
+    def _silent_peers(self) -> set[tuple[str, str]]:
+        """The other workers that do not answer a health probe within a second."""
+        from tensorflow.python.eager import context
+
+        silent = set()
+        for job, index in sorted(self._peers):
+            try:
+                context.context().check_collective_ops_peer_health(
+                    f"/job:{job}/replica:0/task:{index}", timeout_in_ms=1000)
+            except tf.errors.OpError:
+                silent.add((job, index))
+        return silent
 
 
 def _coordination_leader(resolver) -> tuple[str, str]:
