@@ -246,15 +246,18 @@ def _wait_for(path, processes):
         time.sleep(0.02)
 
 
-def _sigterm_in_evaluation(tmp_path, run_dir, signalled):
-    """Runs two workers into an evaluation that takes minutes (it writes worker0.npz as it
-    starts), sends SIGTERM to worker `signalled` and returns the outputs once both exited with
-    code 130 within seconds."""
+# Settings of the runs below: endless (a later --steps wins), and for the first start of a run
+# directory, whose model settings the restarts keep, an evaluation that takes minutes (it writes
+# worker{task}.npz as it starts).
+ENDLESS = ("--steps", "1000000", "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+SLOW_EVALUATION = ENDLESS + ("--set", "model.evaluation_passes=10000000")
+
+
+def _sigterm_in_evaluation(tmp_path, run_dir, signalled, *args):
+    """Runs two workers into an evaluation, sends SIGTERM to worker `signalled` and returns the
+    outputs once both exited with code 130 within seconds."""
     (tmp_path / "worker0.npz").unlink(missing_ok=True)
-    workers = _start_workers(tmp_path, [run_dir, run_dir], "--steps", "6",
-                             "--set", "train.eval_every=3", "--set", "train.checkpoint_every=100",
-                             "--set", "model.evaluation_passes=10000000",
-                             "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *args)
     _wait_for(tmp_path / "worker0.npz", workers)
     workers[signalled].send_signal(signal.SIGTERM)
     sent = time.monotonic()
@@ -265,32 +268,23 @@ def _sigterm_in_evaluation(tmp_path, run_dir, signalled):
     return [output for _, output in results]
 
 
-def test_a_sigterm_during_an_evaluation_stops_every_worker_at_once(tmp_path):
+def test_workers_stop_together_in_evaluations_and_when_the_chief_freezes(tmp_path):
     run_dir = tmp_path / "run"
     # In the evaluation at step 3, a SIGTERM to worker 1 ends both: step 3 is saved, though
     # train.checkpoint_every would not have saved it.
-    for output in _sigterm_in_evaluation(tmp_path, run_dir, signalled=1):
+    for output in _sigterm_in_evaluation(tmp_path, run_dir, 1, *SLOW_EVALUATION,
+                                         "--set", "train.eval_every=3",
+                                         "--set", "train.checkpoint_every=100"):
         assert "Interrupted at step 3; checkpoint saved" in output, output
     assert _latest_step(run_dir) == 3
 
-    # Restarted, they train to the end; a SIGTERM to the chief in the final evaluation ends both,
-    # the final checkpoint kept and no metrics written.
-    for output in _sigterm_in_evaluation(tmp_path, run_dir, signalled=0):
-        assert "Resuming from step 3 " in output, output
-        assert "Interrupted during the final evaluation; the checkpoint of step 6 is kept" in output
-    assert _latest_step(run_dir) == 6
-    assert not (run_dir / "metrics.json").exists()
-
-
-def test_a_stopped_chief_is_named_within_the_timeout(tmp_path):
-    run_dir = tmp_path / "run"
-    workers = _start_workers(tmp_path, [run_dir, run_dir], "--steps", "1000000",
-                             "--set", "train.checkpoint_every=20",
-                             "--set", f"train.worker_timeout={WORKER_TIMEOUT}")
+    # Restarted, without evaluations: SIGSTOP freezes the chief's heartbeats with it, and
+    # worker 1 names it (the coordination service the chief leads went quiet, or its steps
+    # stalled and the chief does not answer a probe).
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *ENDLESS,
+                             "--set", "train.eval_every=0", "--set", "train.checkpoint_every=20")
     try:
-        _wait_for_checkpoint_after(0, run_dir, workers)
-        # SIGSTOP freezes the chief's heartbeats with it: worker 1 finds the coordination
-        # service the chief leads gone quiet, and names it.
+        _wait_for_checkpoint_after(3, run_dir, workers)
         workers[0].send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
         output = workers[1].communicate(timeout=60)[0]
@@ -304,6 +298,17 @@ def test_a_stopped_chief_is_named_within_the_timeout(tmp_path):
             worker.kill()
             worker.send_signal(signal.SIGCONT)
             worker.wait()
+
+    # Restarted, they resume there and train to the end; a SIGTERM to the chief in the final
+    # evaluation ends both, the final checkpoint kept and no metrics written.
+    final = saved + 3
+    for output in _sigterm_in_evaluation(tmp_path, run_dir, 0, *ENDLESS, "--steps", str(final),
+                                         "--set", "train.eval_every=0"):
+        assert f"Resuming from step {saved} " in output, output
+        assert (f"Interrupted during the final evaluation; the checkpoint of step {final} is "
+                "kept") in output, output
+    assert _latest_step(run_dir) == final
+    assert not (run_dir / "metrics.json").exists()
 
 
 def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp_path):
