@@ -91,7 +91,7 @@ class WorkerGroup:
         self._sigterm = threading.Event()
         self._interruptible = False
         self._timeout, self._step = timeout, step
-        # The calls of the step function (and collectives) so far, and whether one runs now.
+        # The calls of the step function so far, and whether one runs now.
         self._calls = 0
         self._stepping = threading.Event()
         self._stalled = False
@@ -137,7 +137,7 @@ class WorkerGroup:
 
     @contextlib.contextmanager
     def stepping(self):
-        """Marks a call of the step function (or another collective) for the stall watchdog."""
+        """Marks a call of the step function for the stall watchdog."""
         self._calls += 1
         self._stepping.set()
         try:
@@ -150,10 +150,9 @@ class WorkerGroup:
         function and get the same answer. Always False outside a cluster."""
         if not self.in_cluster:
             return False
-        with self.stepping():
-            marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
-            total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)
-        return float(total) > 0
+        # Not watched: after an evaluation, it waits for the slowest worker to finish its own.
+        marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)) > 0
 
     def _watch_steps(self, done: threading.Event) -> None:
         """Ends a run whose steps stalled for `timeout` seconds (see the class docstring)."""
