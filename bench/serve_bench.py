@@ -5,8 +5,10 @@ Each task's model comes from a short training run exported to a temp dir (or giv
 with `--model-dir`, repeatable); requests are its warmup requests to `serving_default` (batch 1),
 cycled. The server runs in its own process (`seqzoo serve`), as TF Serving would. Latency:
 sequential requests from one client, p50/p99. Throughput: requests per second with 1, 8, 16 and
-64 concurrent clients (threads, each with its own connection). Every ratio is to the in-process
-call in the same run.
+64 concurrent clients (threads of the bench's process, each with its own connection), with the CPU
+milliseconds per request of the server's process and of the clients' at the most clients, so that
+a bound set by the clients (or by the cores they take from the server) shows. Every ratio is to
+the in-process call in the same run.
 Then (not with --quick) a second server with TF Serving's request batching at its defaults
 (`--enable_batching`, its CPU advice: no batch timeout, a batch thread per core): throughput and
 p99 with 8, 16 and 64 clients against both servers.
@@ -18,6 +20,7 @@ p99 with 8, 16 and 64 clients against both servers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import json
 import os
@@ -147,7 +150,30 @@ def latency_ms(make_call, count: int) -> np.ndarray:
     return np.asarray(times) * 1e3
 
 
-def throughput(make_call, clients: int, per_client: int) -> float:
+def process_cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU seconds used so far by every thread of process `pid` (None: this one), to the
+    nanosecond (/proc's per-process total counts 10 ms ticks, too coarse for a short run); None
+    where /proc does not say (not Linux)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in pathlib.Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclasses.dataclass
+class Rate:
+    """A throughput run: requests per second, and the CPU milliseconds per request spent by the
+    clients' process (this one) and by the server's (None in process, or without /proc)."""
+
+    per_second: float
+    client_cpu_ms: float
+    server_cpu_ms: float | None
+
+
+def throughput(make_call, clients: int, per_client: int, server_pid: int | None = None) -> Rate:
     calls = [make_call() for _ in range(clients)]
     for call in calls:
         call(0)
@@ -161,39 +187,62 @@ def throughput(make_call, clients: int, per_client: int) -> float:
     threads = [threading.Thread(target=work, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
+    server_cpu = process_cpu_seconds(server_pid) if server_pid else None
+    client_cpu = process_cpu_seconds()
     barrier.wait()
     start = time.perf_counter()
     for thread in threads:
         thread.join()
-    return clients * per_client / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    count = clients * per_client
+    server_ms = (None if server_cpu is None
+                 else (process_cpu_seconds(server_pid) - server_cpu) * 1e3 / count)
+    return Rate(count / seconds, (process_cpu_seconds() - client_cpu) * 1e3 / count, server_ms)
 
 
-def measure(modes: dict, count: int, clients: list[int]) -> dict:
-    """Per mode: `(p50 ms, p99 ms, {clients: req/s})`. Modes take turns at each measurement, so
+def measure(modes: dict, count: int, clients: list[int], server_pid: int | None = None) -> dict:
+    """Per mode: `(p50 ms, p99 ms, {clients: Rate})`. Modes take turns at each measurement, so
     that a change of machine load affects them alike."""
     times = {mode: latency_ms(make_call, count) for mode, make_call in modes.items()}
     rates = {mode: {} for mode in modes}
     for number in clients:
         for mode, make_call in modes.items():
-            rates[mode][number] = throughput(make_call, number, max(2, count // number))
+            rates[mode][number] = throughput(make_call, number, max(2, count // number),
+                                             None if mode == "in-process" else server_pid)
     return {mode: (np.percentile(times[mode], 50), np.percentile(times[mode], 99), rates[mode])
             for mode in modes}
+
+
+def _cpu(rate: Rate) -> str:
+    server = "-" if rate.server_cpu_ms is None else f"{rate.server_cpu_ms:.2f}"
+    return f"{server:>7}/{rate.client_cpu_ms:.2f}"
 
 
 def print_table(title: str, rows: dict, clients: list[int]) -> None:
     """One row per mode: latency, req/s at each client count, and ratios to in-process."""
     base_p50, _, base_rates = rows["in-process"]
+    most = max(clients)
     print(f"\n{title}")
     header = (f"{'mode':<12}{'p50 ms':>8}{'p99 ms':>8}{'p50 / in-process':>18}"
               + "".join(f"{f'req/s {n}':>11}" for n in clients)
-              + "".join(f"{f'/ in-proc {n}':>14}" for n in clients))
+              + "".join(f"{f'/ in-proc {n}':>14}" for n in clients)
+              + f"{f'CPU ms/req {most}':>16}")
     print(header)
     print("-" * len(header))
     for mode, (p50, p99, rates) in rows.items():
         print(f"{mode:<12}{p50:>8.2f}{p99:>8.2f}{p50 / base_p50:>18.2f}"
-              + "".join(f"{rates[n]:>11.0f}" for n in clients)
-              + "".join(f"{rates[n] / base_rates[n]:>14.2f}" for n in clients))
+              + "".join(f"{rates[n].per_second:>11.0f}" for n in clients)
+              + "".join(f"{rates[n].per_second / base_rates[n].per_second:>14.2f}"
+                        for n in clients)
+              + f"   {_cpu(rates[most])}")
+    print(CLIENTS_NOTE)
 
+
+CLIENTS_NOTE = (
+    "Clients: threads of this one process (sync gRPC stubs; http.client for REST), each with its "
+    "own connection; the server is a separate process. 'CPU ms/req' is server/clients: CPU "
+    "milliseconds per request of the server process and of this client process (in-process: "
+    "the caller, model included), so the clients' share of the machine's cores is in the table.")
 
 # The batched server: gRPC threads for every client, so that calls wait for a batch, not a thread.
 BATCHED_FLAGS = ("--enable_batching", "--grpc_max_threads", "64")
@@ -216,25 +265,29 @@ def timed(make_call, seconds: list):
 
 def batching_table(servers: dict, per_client: int, sequential_rate: float) -> str:
     """Throughput and p99 of each protocol with 8, 16 and 64 clients against the unbatched and
-    the batched server (`servers`: their modes from `callers`), taking turns; the table."""
+    the batched server (`servers`: `(modes from callers, server pid)` of each), taking turns;
+    the table."""
     header = (f"{'mode':<6}{'clients':>8}{'req/s':>9}{'batched':>9}{'ratio':>7}"
-              f"{'/ in-process 1':>16}{'p99 ms':>9}{'batched':>9}{'ratio':>7}")
+              f"{'/ in-process 1':>16}{'p99 ms':>9}{'batched':>9}{'ratio':>7}"
+              f"{'CPU ms/req':>15}{'batched':>14}")
     lines = []
     for clients in BATCHED_CLIENTS:
         for mode in ("gRPC", "REST"):
             rates, p99s = [], []
-            for modes in servers.values():
+            for modes, pid in servers.values():
                 seconds = []
-                rates.append(throughput(timed(modes[mode], seconds), clients, per_client))
+                rates.append(throughput(timed(modes[mode], seconds), clients, per_client, pid))
                 p99s.append(np.percentile(seconds, 99) * 1e3)
-            lines.append(f"{mode:<6}{clients:>8}{rates[0]:>9.0f}{rates[1]:>9.0f}"
-                         f"{rates[1] / rates[0]:>7.2f}{rates[1] / sequential_rate:>16.2f}"
-                         f"{p99s[0]:>9.1f}{p99s[1]:>9.1f}{p99s[1] / p99s[0]:>7.2f}")
+            plain, batched = (rate.per_second for rate in rates)
+            lines.append(f"{mode:<6}{clients:>8}{plain:>9.0f}{batched:>9.0f}"
+                         f"{batched / plain:>7.2f}{batched / sequential_rate:>16.2f}"
+                         f"{p99s[0]:>9.1f}{p99s[1]:>9.1f}{p99s[1] / p99s[0]:>7.2f}"
+                         f"  {_cpu(rates[0])}  {_cpu(rates[1])}")
     return "\n".join([
         f"\nRequest batching ({' '.join(BATCHED_FLAGS)}) against the server without it; "
         f"{per_client} requests per client; '/ in-process 1' divides by the in-process call's "
         f"sequential rate ({sequential_rate:.0f} req/s); load average {os.getloadavg()[0]:.1f}.",
-        header, "-" * len(header), *lines])
+        header, "-" * len(header), *lines, CLIENTS_NOTE])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,14 +341,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, (version, version_dir) in versions.items():
                 requests = warmup_requests(version_dir)
                 modes = callers(version_dir, name, requests, grpc_port, rest_port)
-                rows = measure(modes, count, clients)
+                rows = measure(modes, count, clients, process.pid)
                 print_table(f"Serving {name} version {version}: batch 1; p50/p99 of {count} "
                             f"sequential requests; req/s with {'/'.join(map(str, clients))} "
                             f"concurrent clients (load average {os.getloadavg()[0]:.1f})"
                             f"{' (quick)' if args.quick else ''}.", rows, clients)
                 if batched is not None:
-                    servers = {"unbatched": modes,
-                               "batched": callers(version_dir, name, requests, *batched_ports)}
+                    servers = {"unbatched": (modes, process.pid),
+                               "batched": (callers(version_dir, name, requests, *batched_ports),
+                                           batched.pid)}
                     print(batching_table(servers, max(2, count // 4), 1e3 / np.mean(
                         latency_ms(modes["in-process"], count))))
         finally:

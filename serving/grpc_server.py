@@ -8,6 +8,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
@@ -21,6 +22,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from seqzoo.serving import tensor_proto
+from seqzoo.serving.data_type import TYPES
 from seqzoo.serving.model_registry import ModelRegistry
 from seqzoo.serving.servable import DEFAULT_SIGNATURE
 from seqzoo.serving.serving_error import ServingError
@@ -35,6 +38,27 @@ def _answered_spec(spec, request_spec, version: int) -> None:
     spec.name = request_spec.name
     spec.version.value = version
     spec.signature_name = request_spec.signature_name or DEFAULT_SIGNATURE
+
+
+# The types `tensor_proto` converts (with NumPy, several times faster than TensorFlow's
+# converters, in the same bytes); TensorFlow's converters take the others (bfloat16, ...).
+_NUMPY_TYPES = frozenset(data_type.enum for data_type in TYPES)
+_NUMPY_DTYPES = frozenset(np.dtype(data_type.as_numpy_dtype) for data_type in TYPES)
+
+
+def _ndarray(proto) -> np.ndarray:
+    """The array of a request's `TensorProto`, as `tf.make_ndarray` reads it."""
+    if proto.dtype in _NUMPY_TYPES:
+        return tensor_proto.make_ndarray(proto)
+    return tf.make_ndarray(proto)
+
+
+def _fill_tensor_proto(proto, array: np.ndarray) -> None:
+    """Writes `array` into the empty `TensorProto` `proto`, as `tf.make_tensor_proto` would."""
+    if array.dtype in _NUMPY_DTYPES:
+        tensor_proto.make_tensor_proto(array, proto=proto)
+    else:
+        proto.CopyFrom(tf.make_tensor_proto(array))
 
 
 def _abort_on_error(method):
@@ -76,7 +100,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         name, version, label = _requested(request.model_spec)
         servable = self.registry.get(name, version, label)
-        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        inputs = {key: _ndarray(proto) for key, proto in request.inputs.items()}
         remaining = context.time_remaining()
         outputs = servable.predict(
             request.model_spec.signature_name, inputs, request.output_filter,
@@ -84,7 +108,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _answered_spec(response.model_spec, request.model_spec, servable.version)
         for key, array in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(array))
+            _fill_tensor_proto(response.outputs[key], array)
         return response
 
     def _on_examples(self, request, response, method: str):

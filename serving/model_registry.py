@@ -24,6 +24,8 @@ from seqzoo.serving.serving_metrics import ServingMetrics
 log = logging.getLogger(__name__)
 
 State = get_model_status_pb2.ModelVersionStatus.State
+# Read at every request: the enum wrapper's attribute lookup costs more than the rest of `get`.
+_AVAILABLE = State.AVAILABLE
 PLATFORM = "tensorflow"
 
 
@@ -387,7 +389,7 @@ class ModelRegistry:
             version = self._labelled(name, label)
         with self._lock:
             versions = {v: e.servable for v, e in self._models.get(name, {}).items()
-                        if e.state == State.AVAILABLE}
+                        if e.state == _AVAILABLE}
         if version is None and versions:
             return versions[max(versions)]
         if version is not None and version in versions:

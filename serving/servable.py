@@ -133,6 +133,10 @@ class Servable:
                                       name=name)
                   for name, info in signature.inputs.items()}
             for key, signature in self.signature_defs.items()}
+        # What each input accepts in NumPy's terms, checked at every request: TensorFlow's
+        # TensorShape and DType comparisons cost more than a small model's call.
+        self._accepted = {key: {name: _accepted(spec) for name, spec in specs.items()}
+                          for key, specs in self._input_specs.items()}
         self._callables: dict[tuple, object] = {}
         self._lock = threading.Lock()
         self._batch_scheduler = batch_scheduler
@@ -246,7 +250,9 @@ class Servable:
                 f"output tensor alias not found in signature: {', '.join(unknown)}. Outputs "
                 f"expected to be in the set {{{', '.join(sorted(signature.outputs))}}}."
             )
-        feeds = {signature.inputs[name].name: _checked_array(name, np.asarray(inputs[name]), spec)
+        accepted = self._accepted[signature_name or DEFAULT_SIGNATURE]
+        feeds = {signature.inputs[name].name: _checked_array(name, np.asarray(inputs[name]), spec,
+                                                              *accepted[name])
                  for name, spec in specs.items()}
         fetches = tuple(signature.outputs[name].name for name in wanted)
         key = signature_name or DEFAULT_SIGNATURE
@@ -397,18 +403,34 @@ def _has_batch_dimension(signature: meta_graph_pb2.SignatureDef) -> bool:
         for info in tensors)
 
 
-def _checked_array(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
-    """The input as the array the session is fed, or INVALID_ARGUMENT saying what is wrong."""
+def _accepted(spec: tf.TensorSpec) -> tuple[np.dtype | None, tuple[int | None, ...] | None]:
+    """The NumPy dtype of an input (None for strings) and its dimensions (None where any size is
+    accepted; None for all of them when the rank is unknown)."""
     if spec.dtype == tf.string:
+        dtype = None
+    else:
+        try:
+            dtype = np.dtype(spec.dtype.as_numpy_dtype)
+        except KeyError:  # a resource or variant input: the session says what it accepts
+            dtype = np.dtype(object)
+    return dtype, None if spec.shape.rank is None else tuple(spec.shape.as_list())
+
+
+def _checked_array(name: str, array: np.ndarray, spec: tf.TensorSpec, dtype: np.dtype | None,
+                   dims: tuple[int | None, ...] | None) -> np.ndarray:
+    """The input as the array the session is fed, or INVALID_ARGUMENT saying what is wrong;
+    `dtype` and `dims` are what `_accepted(spec)` gives."""
+    if dtype is None:
         if array.dtype.kind == "U":
             array = np.char.encode(array, "utf-8").astype(object)
         ok = array.dtype.kind in "OS"
     else:
-        ok = array.dtype == spec.dtype.as_numpy_dtype
+        ok = array.dtype == dtype
     if not ok:
         raise _invalid(f"Input {name!r} expects {spec.dtype.name} values; received "
                        f"{array.dtype.name}.")
-    if not spec.shape.is_compatible_with(array.shape):
+    if dims is not None and (len(dims) != array.ndim or any(
+            size is not None and size != given for size, given in zip(dims, array.shape))):
         raise _invalid(
             f"Input {name!r} has shape {list(array.shape)}, which does not match the signature's "
             f"shape {spec.shape.as_list() if spec.shape.rank is not None else '?'} "

@@ -8,12 +8,18 @@ def test_serve_bench_quick_prints_its_table(capsys):
     out = capsys.readouterr().out
     assert "Serving sentiment version 1" in out
     header = next(line for line in out.splitlines() if line.startswith("mode"))
-    assert "req/s 8" in header and header.endswith("/ in-proc 8")
+    assert "req/s 8" in header and header.endswith("CPU ms/req 8")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
             if line.split()[:1] in (["in-process"], ["gRPC"], ["REST"])}
     assert sorted(rows) == ["REST", "gRPC", "in-process"]
-    # p50, p99, p50 ratio, req/s with 1 and 8 clients (quick), and their ratios.
-    assert all(len(values) == 7 for values in rows.values())
-    assert rows["in-process"][2] == "1.00" and rows["in-process"][5:] == ["1.00"] * 2
-    assert all(float(value) > 0 for values in rows.values() for value in values)
+    # p50, p99, p50 ratio, req/s with 1 and 8 clients (quick), their ratios, and CPU ms per
+    # request of the server / the clients with 8 clients (the server has none in process).
+    assert all(len(values) == 8 for values in rows.values())
+    assert rows["in-process"][2] == "1.00" and rows["in-process"][5:7] == ["1.00"] * 2
+    assert all(float(value) > 0 for values in rows.values() for value in values[:7])
+    cpu = {mode: values[7].split("/") for mode, values in rows.items()}
+    assert cpu["in-process"][0] == "-" and float(cpu["in-process"][1]) > 0
+    assert all(float(server) > 0 and float(client) > 0 for mode, (server, client) in cpu.items()
+               if mode != "in-process")
+    assert "Clients: threads of this one process" in out
     assert "Run directory:" not in out  # the training run's summary stays out of the table

@@ -1,4 +1,5 @@
-"""The client's TensorFlow-free messages and tensor conversion, against TensorFlow's own."""
+"""The TensorFlow-free messages and tensor conversion (of the client, and of the gRPC server's
+Predict), against TensorFlow's own."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
+from seqzoo.serving import grpc_server
 from seqzoo.serving.data_type import DataType
 from seqzoo.serving.serving_apis import message_class
 from seqzoo.serving.tensor_proto import make_ndarray, make_tensor_proto
@@ -44,6 +46,32 @@ def test_same_bytes_as_tensorflow_and_the_same_array_back(array):
     expected = tf.make_ndarray(theirs)
     assert back.dtype == expected.dtype and back.shape == expected.shape
     np.testing.assert_array_equal(back, expected)
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_the_server_fills_tensorflows_own_messages_with_tensorflows_bytes(array):
+    # The gRPC server writes each output into its response's field (TensorFlow's class) and
+    # reads requests with these converters, falling back to TensorFlow's for other types.
+    response = predict_pb2.PredictResponse()
+    make_tensor_proto(array, proto=response.outputs["y"])
+    assert response.outputs["y"].SerializeToString(deterministic=True) == (
+        tf.make_tensor_proto(array).SerializeToString(deterministic=True))
+    filled = tensor_pb2.TensorProto()
+    grpc_server._fill_tensor_proto(filled, array)
+    assert filled == response.outputs["y"]
+    back, expected = grpc_server._ndarray(filled), tf.make_ndarray(filled)
+    assert back.dtype == expected.dtype and back.shape == expected.shape
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_the_server_converts_types_without_a_numpy_equivalent_with_tensorflow():
+    array = np.array([1.5, -2.0], dtype=tf.bfloat16.as_numpy_dtype)
+    proto = tensor_pb2.TensorProto()
+    grpc_server._fill_tensor_proto(proto, array)
+    assert proto == tf.make_tensor_proto(array)
+    back = grpc_server._ndarray(proto)
+    assert back.dtype == array.dtype
+    np.testing.assert_array_equal(back.astype(np.float32), [1.5, -2.0])
 
 
 def test_short_typed_fields_are_padded_with_their_last_value_as_tensorflow_does():
