@@ -11,12 +11,14 @@ step and replays them one small op at a time. Here:
   what the backward pass needs (the LSTM's activated gates and `tanh` of its carry; the GRU's
   recurrent projection), the backward loop carries only `h` (and `c`) gradients through
   `recurrent_kernel`, and the weight gradients are one GEMM each over all steps;
-- in training (`training=True`, not while exporting) both loops run as XLA-compiled functions.
+- in training (`training=True`, not while exporting) on inputs of static shape, both loops run
+  as XLA-compiled functions (a `None` axis, as in batches padded to their longest sequence,
+  keeps the standard-op loops: XLA would compile again for every length).
   The profile of a train step on 2 cores says why: in TensorFlow's executor every small op of a
   loop step (`[batch, units]` tensors) costs a dispatch and, with 2 intra-op threads, a split of
   its few thousand elements across threads that costs more than the arithmetic; an LSTM step has
-  some 30 of them each way. Compiled, a step is one matrix product and a few fused elementwise kernels. Each
-  distinct shape compiles once per process.
+  some 30 of them each way. Compiled, a step is one matrix product and a few fused elementwise
+  kernels.
 
 Every op outside training is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`,
 elementwise ops), so SavedModels holding it serve anywhere TensorFlow does; exports never hold
@@ -108,8 +110,10 @@ def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, 
     if obstacles:
         _log_once(layer, f"Keras generic ({', '.join(obstacles)})")
         return keras_inner_loop(sequences, initial_state, mask, training=training)
-    # Training runs the loops XLA-compiled; exports and inference keep standard ops only.
-    compiled = bool(training) and not exporting()
+    # Training runs the loops XLA-compiled where the traced shape is static: XLA compiles once
+    # per shape, so batches of varying length (a `None` time axis) keep the standard-op loops,
+    # as do exports and inference.
+    compiled = bool(training) and not exporting() and sequences.shape.is_fully_defined()
     _log_once(layer, "hoisted-projection CPU" + (", XLA-compiled loops" if compiled else ""))
     cell = layer.cell
     if training and cell.dropout:

@@ -96,6 +96,19 @@ def test_training_runs_xla_compiled_loops_equal_to_keras(cell, mask_name, go_bac
             "kernel.") in [r.getMessage() for r in caplog.records]
 
 
+def test_training_on_a_time_axis_of_varying_length_keeps_the_standard_op_loops(caplog,
+                                                                              monkeypatch):
+    """XLA compiles once per shape, so a step traced for any length does not compile."""
+    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
+    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
+    layer = LSTM(UNITS)
+    step = tf.function(lambda x: layer(x, training=True),
+                       input_signature=[tf.TensorSpec([BATCH, None, FEATURES])])
+    step(np.zeros((BATCH, TIME, FEATURES), "float32"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "seqzoo LSTM runs the hoisted-projection CPU kernel."]
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_equals_keras_last_output_and_zero_output_for_mask(cell):
     x = np.random.default_rng(3).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
