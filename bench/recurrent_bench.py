@@ -4,8 +4,8 @@ One training step (forward, backward, Adam update; loss: mean square of the outp
 recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirectional:
 - zoo: the layer as `seqzoo train` runs it by default, a `tf.function` step; bidirectional is
   `BidirectionalEncoder`, unidirectional the zoo's `LSTM`/`GRU` (Keras's layers with the
-  hoisted-projection CPU kernel of `seqzoo.zoo.layers.hoisted_recurrence`), which the zoo's
-  models use;
+  hoisted-projection CPU kernel of `seqzoo.zoo.layers.hoisted_recurrence`, whose loops train
+  XLA-compiled), which the zoo's models use;
 - zoo XLA: the same step compiled by XLA (`train.jit_compile=auto` or `on`);
 - Keras: `keras.layers.Bidirectional` (or the bare layer), compiled as `model.fit` compiles it by
   default on a machine without GPU (a `tf.function`, no XLA);
@@ -13,7 +13,8 @@ recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirect
   extra: `pip install torch==2.13.0`).
 The calls take turns round by round (bench/timing.py), so load drift hits all alike; the table
 gives milliseconds per step and the zoo's speed relative to Keras and to PyTorch (a ratio above 1
-means the zoo is faster).
+means the zoo is faster). TensorFlow and PyTorch run with their default thread counts (one
+intra-op thread per core each); the table's last line states them.
 
     python -m bench recurrent [--rounds 3] [--steps 5] [--quick]
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from logging.handlers import BufferingHandler
 
 import keras
@@ -118,8 +120,24 @@ def main(argv: list[str] | None = None) -> None:
         logger.setLevel(level)
     for record in chosen.buffer:
         print(record.getMessage())
+    print(_threads(has_torch))
     if not has_torch:
         print("PyTorch is absent: `pip install torch==2.13.0` (CPU build) adds its column.")
+
+
+def _threads(has_torch) -> str:
+    """The intra-op thread counts both frameworks run with, e.g. "threads: TensorFlow 2
+    intra-op, 2 inter-op; PyTorch 2 (2 cores)"."""
+    cores = os.cpu_count()
+    # 0 is TensorFlow's default: one thread per core.
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
+    line = f"threads: TensorFlow {intra} intra-op, {inter} inter-op"
+    if has_torch:
+        import torch
+
+        line += f"; PyTorch {torch.get_num_threads()}"
+    return f"{line} ({cores} cores)"
 
 
 def _print_table(shapes, args, has_torch) -> None:

@@ -7,13 +7,22 @@ step and replays them one small op at a time. Here:
 
 - the input projection of all steps is one GEMM `[time * batch, in] @ [in, gates]` before the
   loop; each step runs only `h @ recurrent_kernel` and the gate arithmetic;
-- the gradient of the loop is written by hand (`tf.custom_gradient`): the gate derivatives of
-  all steps are computed after the forward loop in a few whole-sequence ops, the backward loop
-  carries only `h` (and `c`) gradients through `recurrent_kernel`, and the weight gradients are
-  one GEMM each over all steps.
+- the gradient of the loop is written by hand (`tf.custom_gradient`): the forward loop keeps
+  what the backward pass needs (the LSTM's activated gates and `tanh` of its carry; the GRU's
+  recurrent projection), the backward loop carries only `h` (and `c`) gradients through
+  `recurrent_kernel`, and the weight gradients are one GEMM each over all steps;
+- in training (`training=True`, not while exporting) on inputs of static shape, both loops run
+  as XLA-compiled functions (a `None` axis, as in batches padded to their longest sequence,
+  keeps the standard-op loops: XLA would compile again for every length).
+  The profile of a train step on 2 cores says why: in TensorFlow's executor every small op of a
+  loop step (`[batch, units]` tensors) costs a dispatch and, with 2 intra-op threads, a split of
+  its few thousand elements across threads that costs more than the arithmetic; an LSTM step has
+  some 30 of them each way. Compiled, a step is one matrix product and a few fused elementwise
+  kernels.
 
-Every op is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`, elementwise ops), so
-SavedModels holding it serve anywhere TensorFlow does.
+Every op outside training is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`,
+elementwise ops), so SavedModels holding it serve anywhere TensorFlow does; exports never hold
+the compiled functions.
 
 Masks (any pattern, right padding being the common one) are handled outside the loop: the valid
 steps of each example are gathered to the front in processing order (reversed for
@@ -30,6 +39,8 @@ import logging
 import keras
 import tensorflow as tf
 from keras import ops
+
+from seqzoo.zoo.layers.portable_rnn import exporting
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +110,18 @@ def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, 
     if obstacles:
         _log_once(layer, f"Keras generic ({', '.join(obstacles)})")
         return keras_inner_loop(sequences, initial_state, mask, training=training)
-    _log_once(layer, "hoisted-projection CPU")
+    # Training runs the loops XLA-compiled where the traced shape is static: XLA compiles once
+    # per shape, so batches of varying length (a `None` time axis) keep the standard-op loops,
+    # as do exports and inference.
+    compiled = bool(training) and not exporting() and sequences.shape.is_fully_defined()
+    _log_once(layer, "hoisted-projection CPU" + (", XLA-compiled loops" if compiled else ""))
     cell = layer.cell
     if training and cell.dropout:
         # Keras's cell drops the same input units at every step of a sequence.
         sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
     if not isinstance(initial_state, (list, tuple)):
         initial_state = [initial_state]
-    return _run(layer, sequences, list(initial_state), mask)
+    return _run(layer, sequences, list(initial_state), mask, compiled)
 
 
 def _time_major_steps(sequences, mask, go_backwards):
@@ -135,20 +150,21 @@ def _project(steps, kernel, bias):
     return tf.reshape(flat, tf.concat([shape[:2], [kernel.shape[-1]]], axis=0))
 
 
-def _run(layer, sequences, initial_state, mask):
+def _run(layer, sequences, initial_state, mask, compiled):
     cell = layer.cell
     # Tensors, not variables, so the custom gradients below need no `variables` argument.
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(weight) for weight in (
         cell.kernel, cell.recurrent_kernel, cell.bias))
     steps, valid = _time_major_steps(sequences, mask, layer.go_backwards)
     if isinstance(cell, keras.layers.LSTMCell):
-        hidden, carry = _lstm_recurrence(_project(steps, kernel, bias), initial_state[0],
-                                         initial_state[1], recurrent_kernel)
-        sequences_of_states = [hidden, carry]
+        sequences_of_states = _recurrence(_lstm_forward, _lstm_backward, compiled,
+                                          _project(steps, kernel, bias), initial_state[0],
+                                          initial_state[1], recurrent_kernel)
     else:
-        hidden = _gru_recurrence(_project(steps, kernel, bias[0]), initial_state[0],
-                                 recurrent_kernel, bias[1])
-        sequences_of_states = [hidden]
+        sequences_of_states = _recurrence(_gru_forward, _gru_backward, compiled,
+                                          _project(steps, kernel, bias[0]), initial_state[0],
+                                          recurrent_kernel, bias[1])
+    hidden = sequences_of_states[0]
 
     if valid is None:
         last_output = hidden[-1]
@@ -206,64 +222,96 @@ def _or_zeros(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
-@tf.custom_gradient
-def _lstm_recurrence(projected, h0, c0, recurrent_kernel):
+def _recurrence(forward, backward, compiled, *inputs):
+    """The outputs of `forward(*inputs)`, differentiated by `backward`.
+
+    Args:
+        forward: `forward(*inputs)` returns `(outputs, saved)`: a tuple of output sequences
+            and a tuple of what `backward` needs besides them.
+        backward: `backward(d_outputs, outputs, saved, inputs)` returns the gradients of
+            `inputs`, `d_outputs` one per output (zeros where none flows).
+        compiled: whether both run as XLA-compiled functions.
+        *inputs: tensors, the first the projected inputs `[time, batch, gates]`.
+
+    Returns:
+        The tuple of output sequences.
+    """
+    if compiled:
+        forward, backward = _COMPILED[forward], _COMPILED[backward]
+
+    @tf.custom_gradient
+    def recurrence(*inputs):
+        # The gradient is `backward`'s alone; stopping it here keeps a recording tape from
+        # asking the (compiled) forward function for the intermediates of its loop.
+        outputs, saved = forward(*(tf.stop_gradient(tensor) for tensor in inputs))
+
+        def gradient(*d_outputs):
+            d_outputs = tuple(_or_zeros(d, output) for d, output in zip(d_outputs, outputs))
+            return backward(d_outputs, outputs, saved, inputs)
+
+        return outputs, gradient
+
+    return recurrence(*inputs)
+
+
+def _lstm_forward(projected, h0, c0, recurrent_kernel):
     """LSTM over `projected` (`x @ kernel + bias`, `[time, batch, 4 units]`, Keras gate order
-    i, f, c, o) from `(h0, c0)`: the hidden and carry states after every step."""
+    i, f, c, o) from `(h0, c0)`: the hidden and carry states after every step, and each
+    step's activated gates and `tanh` of its carry for the backward pass."""
     time = tf.shape(projected)[0]
     units = recurrent_kernel.shape[0]
     projected_steps = _steps(projected)
 
-    def step(t, h, c, hidden, carry, gates):
+    def step(t, h, c, hidden, carry, records):
         z = projected_steps.read(t) + tf.matmul(h, recurrent_kernel)
         i, f, g, o = tf.split(z, 4, axis=1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        return t + 1, h, c, hidden.write(t, h), carry.write(t, c), gates.write(t, z)
-
-    arrays = _arrays(time, h0.dtype, h0.shape, c0.shape, projected.shape[1:])
-    _, _, _, *arrays = tf.while_loop(lambda t, *_: t < time, step, [0, h0, c0, *arrays])
-    hidden, carry, gates = _stacked(arrays)
-
-    def gradient(d_hidden, d_carry):
-        d_hidden, d_carry = _or_zeros(d_hidden, hidden), _or_zeros(d_carry, carry)
-        z_shape = gates.shape[1:]
-        i, f, g, o = tf.split(gates, 4, axis=2)
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-        tanh_c = tf.tanh(carry)
-        # Per step: d carry += d hidden * through_output, d gates = [dc, dc, dc, dh] * to_gates,
-        # and the carry's gradient goes back through the forget gate.
-        through_output = o * (1.0 - tf.square(tanh_c))
-        to_gates = tf.concat([g * i * (1.0 - i), _previous(c0, carry) * f * (1.0 - f),
-                              i * (1.0 - tf.square(g)), tanh_c * o * (1.0 - o)], axis=2)
-        upstream = _steps(tf.concat([d_hidden, d_carry], axis=2))
-        coefficients = _steps(tf.concat([to_gates, through_output, f], axis=2))
-        # Transposed once: a MatMul with transpose_b in the loop is slower on CPU.
-        recurrent_kernel_t = tf.transpose(recurrent_kernel)
+        c = f * c + i * g
+        tanh_c = tf.tanh(c)
+        h = o * tanh_c
+        return (t + 1, h, c, hidden.write(t, h), carry.write(t, c),
+                records.write(t, tf.concat([i, f, g, o, tanh_c], axis=1)))
 
-        def back(t, dh, dc, d_gates):
-            t = t - 1
-            dh_up, dc_up = tf.split(upstream.read(t), 2, axis=1)
-            to_gates_t, through_output_t, f_t = tf.split(coefficients.read(t),
-                                                         [4 * units, units, units], axis=1)
-            dh = dh_up + dh
-            dc = dc_up + dc + dh * through_output_t
-            dz = tf.concat([dc, dc, dc, dh], axis=1) * to_gates_t
-            return t, tf.matmul(dz, recurrent_kernel_t), dc * f_t, d_gates.write(t, dz)
-
-        _, dh0, dc0, d_gates = tf.while_loop(
-            lambda t, *_: t > 0, back,
-            [time, tf.zeros_like(h0), tf.zeros_like(c0), *_arrays(time, h0.dtype, z_shape)])
-        d_gates = d_gates.stack()
-        return d_gates, dh0, dc0, _weight_gradient(_previous(h0, hidden), d_gates)
-
-    return (hidden, carry), gradient
+    arrays = _arrays(time, h0.dtype, h0.shape, c0.shape, [h0.shape[0], 5 * units])
+    _, _, _, *arrays = tf.while_loop(lambda t, *_: t < time, step, [0, h0, c0, *arrays])
+    hidden, carry, records = _stacked(arrays)
+    return (hidden, carry), (records,)
 
 
-@tf.custom_gradient
-def _gru_recurrence(projected, h0, recurrent_kernel, recurrent_bias):
+def _lstm_backward(d_outputs, outputs, saved, inputs):
+    """Gradients of `_lstm_forward`'s inputs: the gate derivatives of each step from the
+    saved activations, in one loop back through the steps carrying `h` and `c` gradients."""
+    (d_hidden, d_carry), (hidden, carry), (records,) = d_outputs, outputs, saved
+    _, h0, c0, recurrent_kernel = inputs
+    time = tf.shape(hidden)[0]
+    upstream = _steps(tf.concat([d_hidden, d_carry], axis=2))
+    record_steps = _steps(records)
+    previous_carry = _steps(_previous(c0, carry))
+    # Transposed once: a MatMul with transpose_b in the loop is slower on CPU.
+    recurrent_kernel_t = tf.transpose(recurrent_kernel)
+
+    def back(t, dh, dc, d_gates):
+        t = t - 1
+        dh_up, dc_up = tf.split(upstream.read(t), 2, axis=1)
+        i, f, g, o, tanh_c = tf.split(record_steps.read(t), 5, axis=1)
+        dh = dh + dh_up
+        dc = dc + dc_up + dh * o * (1.0 - tf.square(tanh_c))
+        dz = tf.concat([dc * g * i * (1.0 - i), dc * previous_carry.read(t) * f * (1.0 - f),
+                        dc * i * (1.0 - tf.square(g)), dh * tanh_c * o * (1.0 - o)], axis=1)
+        return t, tf.matmul(dz, recurrent_kernel_t), dc * f, d_gates.write(t, dz)
+
+    _, dh0, dc0, d_gates = tf.while_loop(
+        lambda t, *_: t > 0, back,
+        [time, tf.zeros_like(h0), tf.zeros_like(c0),
+         *_arrays(time, h0.dtype, [h0.shape[0], 4 * h0.shape[-1]])])
+    d_gates = d_gates.stack()
+    return d_gates, dh0, dc0, _weight_gradient(_previous(h0, hidden), d_gates)
+
+
+def _gru_forward(projected, h0, recurrent_kernel, recurrent_bias):
     """GRU (`reset_after=True`) over `projected` (`x @ kernel + input_bias`, `[time, batch,
-    3 units]`, Keras gate order z, r, h) from `h0`: the hidden state after every step."""
+    3 units]`, Keras gate order z, r, h) from `h0`: the hidden state after every step, and
+    each step's `h @ recurrent_kernel + recurrent_bias` for the backward pass."""
     time = tf.shape(projected)[0]
     units = recurrent_kernel.shape[0]
     projected_steps = _steps(projected)
@@ -280,35 +328,44 @@ def _gru_recurrence(projected, h0, recurrent_kernel, recurrent_bias):
     arrays = _arrays(time, h0.dtype, h0.shape, projected.shape[1:])
     _, _, *arrays = tf.while_loop(lambda t, *_: t < time, step, [0, h0, *arrays])
     hidden, inner = _stacked(arrays)
+    return (hidden,), (inner,)
 
-    def gradient(d_hidden):
-        x_zr, x_h = tf.split(projected, [2 * units, units], axis=2)
-        inner_zr, inner_h = tf.split(inner, [2 * units, units], axis=2)
-        z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=2)
-        candidate = tf.tanh(x_h + r * inner_h)
-        # Every gate gradient is d hidden times a coefficient known after the forward loop.
-        to_z = z * (1.0 - z) * (_previous(h0, hidden) - candidate)
-        to_candidate = (1.0 - z) * (1.0 - tf.square(candidate))
-        to_r = to_candidate * inner_h * r * (1.0 - r)
-        to_inner = tf.concat([to_z, to_r, to_candidate * r], axis=2)
-        upstream = _steps(d_hidden)
-        coefficients = _steps(tf.concat([to_inner, z], axis=2))
-        recurrent_kernel_t = tf.transpose(recurrent_kernel)  # as in the LSTM's gradient
 
-        def back(t, dh, d_steps):
-            t = t - 1
-            dh = upstream.read(t) + dh
-            to_inner_t, z_t = tf.split(coefficients.read(t), [3 * units, units], axis=1)
-            d_inner = tf.tile(dh, [1, 3]) * to_inner_t
-            return t, dh * z_t + tf.matmul(d_inner, recurrent_kernel_t), d_steps.write(t, dh)
+def _gru_backward(d_outputs, outputs, saved, inputs):
+    """Gradients of `_gru_forward`'s inputs: every gate gradient is `d hidden` times a
+    coefficient known after the forward loop, so the loop back carries only `h` gradients."""
+    (d_hidden,), (hidden,), (inner,) = d_outputs, outputs, saved
+    projected, h0, recurrent_kernel, _ = inputs
+    time = tf.shape(hidden)[0]
+    units = recurrent_kernel.shape[0]
+    x_zr, x_h = tf.split(projected, [2 * units, units], axis=2)
+    inner_zr, inner_h = tf.split(inner, [2 * units, units], axis=2)
+    z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=2)
+    candidate = tf.tanh(x_h + r * inner_h)
+    to_z = z * (1.0 - z) * (_previous(h0, hidden) - candidate)
+    to_candidate = (1.0 - z) * (1.0 - tf.square(candidate))
+    to_r = to_candidate * inner_h * r * (1.0 - r)
+    to_inner = tf.concat([to_z, to_r, to_candidate * r], axis=2)
+    upstream = _steps(d_hidden)
+    coefficients = _steps(tf.concat([to_inner, z], axis=2))
+    recurrent_kernel_t = tf.transpose(recurrent_kernel)  # as in the LSTM's gradient
 
-        _, dh0, d_steps = tf.while_loop(
-            lambda t, *_: t > 0, back,
-            [time, tf.zeros_like(h0), *_arrays(time, h0.dtype, h0.shape)])
-        d_steps = tf.tile(d_steps.stack(), [1, 1, 3])
-        d_inner = d_steps * to_inner
-        d_projected = d_steps * tf.concat([to_z, to_r, to_candidate], axis=2)
-        return (d_projected, dh0, _weight_gradient(_previous(h0, hidden), d_inner),
-                tf.reduce_sum(d_inner, axis=[0, 1]))
+    def back(t, dh, d_steps):
+        t = t - 1
+        dh = upstream.read(t) + dh
+        to_inner_t, z_t = tf.split(coefficients.read(t), [3 * units, units], axis=1)
+        d_inner = tf.tile(dh, [1, 3]) * to_inner_t
+        return t, dh * z_t + tf.matmul(d_inner, recurrent_kernel_t), d_steps.write(t, dh)
 
-    return hidden, gradient
+    _, dh0, d_steps = tf.while_loop(
+        lambda t, *_: t > 0, back, [time, tf.zeros_like(h0), *_arrays(time, h0.dtype, h0.shape)])
+    d_steps = tf.tile(d_steps.stack(), [1, 1, 3])
+    d_inner = d_steps * to_inner
+    d_projected = d_steps * tf.concat([to_z, to_r, to_candidate], axis=2)
+    return (d_projected, dh0, _weight_gradient(_previous(h0, hidden), d_inner),
+            tf.reduce_sum(d_inner, axis=[0, 1]))
+
+
+# The XLA-compiled versions training runs (one per function; each traces once per shape).
+_COMPILED = {function: tf.function(function, jit_compile=True) for function in (
+    _lstm_forward, _lstm_backward, _gru_forward, _gru_backward)}

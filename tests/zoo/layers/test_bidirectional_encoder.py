@@ -123,7 +123,9 @@ def test_layer_contract(cell, num_layers, merge_mode, tmp_path):
 def test_dropout_acts_between_layers_only_in_training():
     x, _ = _batch()
     single = BidirectionalEncoder(4, num_layers=1, dropout=0.5)
-    np.testing.assert_allclose(single(x, training=True)[0], single(x, training=False)[0])
+    # Training runs the recurrent loops XLA-compiled, which round differently in the last bits.
+    np.testing.assert_allclose(single(x, training=True)[0], single(x, training=False)[0],
+                               atol=1e-6)
     stacked = BidirectionalEncoder(4, num_layers=2, dropout=0.5)
     inference = stacked(x, training=False)[0]
     np.testing.assert_allclose(stacked(x, training=False)[0], inference)

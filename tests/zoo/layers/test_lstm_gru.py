@@ -1,7 +1,8 @@
 """The zoo's LSTM and GRU against Keras's own on the same weights: outputs, final states and
-every gradient, for every mask pattern and direction; plus the layer contract, checkpoint
-compatibility with Keras's layers and the kernel choice (XLA compiles the layer in
-tests/test_bench.py's quick run of `bench recurrent`)."""
+every gradient, for every mask pattern and direction, with the standard-op loops and with the
+XLA-compiled loops training runs; plus the layer contract, checkpoint compatibility with Keras's
+layers and the kernel choice (XLA compiles the whole layer in tests/test_bench.py's quick run of
+`bench recurrent`)."""
 
 import logging
 
@@ -42,24 +43,23 @@ def _pair(cell, **kwargs):
     return zoo, reference
 
 
-def _outputs_and_gradients(layer, x, mask, initial_state, directions):
+def _outputs_and_gradients(layer, x, mask, initial_state, directions, training=None):
     """Outputs, and gradients of a fixed random projection of all of them with respect to
     the inputs, the initial states and every weight."""
     x = tf.constant(x)
     initial_state = [tf.constant(s) for s in initial_state]
     with tf.GradientTape() as tape:
         tape.watch([x, *initial_state])
-        outputs = layer(x, mask=mask, initial_state=initial_state)
+        outputs = layer(x, mask=mask, initial_state=initial_state, training=training)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         loss = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outputs, directions)])
     gradients = tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])
     return [o.numpy() for o in outputs], [g.numpy() for g in gradients]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("mask_name", list(MASKS))
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards):
+def _assert_equal_to_keras(cell, mask_name, go_backwards, training=None):
+    """The zoo's layer and Keras's (run without `training`) give the same outputs, states
+    and gradients."""
     zoo, reference = _pair(cell, return_sequences=True, return_state=True,
                            go_backwards=go_backwards)
     rng = np.random.default_rng(2)
@@ -70,12 +70,43 @@ def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards
         rng.normal(size=(BATCH, UNITS)) for _ in states]
     directions = [tf.constant(d, tf.float32) for d in directions]
     mask = MASKS[mask_name]
-    actual = _outputs_and_gradients(zoo, x, mask, states, directions)
+    actual = _outputs_and_gradients(zoo, x, mask, states, directions, training)
     expected = _outputs_and_gradients(reference, x, mask, states, directions)
     for kind, mine, theirs in zip(("output", "gradient"), actual, expected):
         assert len(mine) == len(theirs)
         for index, (a, e) in enumerate(zip(mine, theirs)):
             np.testing.assert_allclose(a, e, atol=1e-5, rtol=0, err_msg=f"{kind} {index}")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards):
+    _assert_equal_to_keras(cell, mask_name, go_backwards)
+
+
+@pytest.mark.parametrize("cell, mask_name, go_backwards", [("lstm", "holes", True),
+                                                        ("gru", "right", False)])
+def test_training_runs_xla_compiled_loops_equal_to_keras(cell, mask_name, go_backwards, caplog,
+                                                         monkeypatch):
+    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
+    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
+    _assert_equal_to_keras(cell, mask_name, go_backwards, training=True)
+    assert (f"seqzoo {ZOO[cell].__name__} runs the hoisted-projection CPU, XLA-compiled loops "
+            "kernel.") in [r.getMessage() for r in caplog.records]
+
+
+def test_training_on_a_time_axis_of_varying_length_keeps_the_standard_op_loops(caplog,
+                                                                              monkeypatch):
+    """XLA compiles once per shape, so a step traced for any length does not compile."""
+    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
+    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
+    layer = LSTM(UNITS)
+    step = tf.function(lambda x: layer(x, training=True),
+                       input_signature=[tf.TensorSpec([BATCH, None, FEATURES])])
+    step(np.zeros((BATCH, TIME, FEATURES), "float32"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "seqzoo LSTM runs the hoisted-projection CPU kernel."]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
