@@ -54,7 +54,7 @@ def test_saved_run_config_is_the_base_when_resuming(tmp_path):
     ("train.optimizer=adagrad", r"Unknown train.optimizer 'adagrad'; accepted: adam, sgd, rmsprop"),
     ("train.learning_rate=0", r"train.learning_rate must be above 0.0; received 0.0"),
     ("train.eval_every=-2", r"train.eval_every must be >= 0; received -2"),
-    ("model.units=3", r"Unknown model setting\(s\) \['units'\]; accepted: examples, l2"),
+    ("model.units=3", r"Unknown model setting\(s\) \['units'\]; accepted: evaluation_passes, examples, l2"),
     ("train.steps", r"--set expects key=value"),
 ])
 def test_bad_values_are_clear_errors(tmp_path, override, message):
