@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqzoo.zoo._checks import check_positive_int
+from seqzoo.zoo.models.classic._time_major import shifted
 
 # Probabilities are stored as log-probabilities (unnormalised logits, renormalised by a softmax
 # on read); exact zeros become this floor so that a zero transition stays representable.
@@ -155,8 +156,8 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
             return tf.where(valid_next[:, None], new, tf.zeros_like(new))
 
         # Each step sees the next step's emission; the last sees a padded one, giving `last`.
-        betas = tf.scan(step, (_shifted(emissions_tm, tf.zeros_like(last)),
-                               _shifted(mask_tm, tf.zeros_like(mask_tm[0]))),
+        betas = tf.scan(step, (shifted(emissions_tm, tf.zeros_like(last)),
+                               shifted(mask_tm, tf.zeros_like(mask_tm[0]))),
                         initializer=last, reverse=True)
         return tf.transpose(betas, [1, 0, 2])
 
@@ -211,7 +212,7 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
             return tf.gather(pointer, state, batch_dims=1)
 
         # Step t follows the pointers of step t + 1 back; the last step keeps `best_last`.
-        path = tf.transpose(tf.scan(back, _shifted(pointers, keep), initializer=best_last,
+        path = tf.transpose(tf.scan(back, shifted(pointers, keep), initializer=best_last,
                                     reverse=True))
         path = tf.where(mask, path, -tf.ones_like(path))
         return tf.reduce_max(final, axis=-1), path
@@ -321,9 +322,3 @@ class HiddenMarkovModel(keras.Model, abc.ABC):
 def _after_first(mask_tm):
     """A time-major mask `[T, B]` with step 0 marked padded."""
     return tf.concat([tf.zeros_like(mask_tm[:1]), mask_tm[1:]], axis=0)
-
-
-def _shifted(values_tm, fill):
-    """Time-major `values_tm` one step earlier: step t holds step t + 1's values, the last step
-    `fill` (one step's worth)."""
-    return tf.concat([values_tm[1:], fill[None]], axis=0)

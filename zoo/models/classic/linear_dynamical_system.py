@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqzoo.zoo._checks import check_positive_int
+from seqzoo.zoo.models.classic._time_major import shifted
 
 # Covariances are parameterised as L L^T + _JITTER * I with L lower triangular, so gradient steps
 # can never leave the positive definite cone.
@@ -264,21 +265,18 @@ class LinearDynamicalSystem(keras.Model):
             gain = tf.linalg.matrix_transpose(gain_t)
             mean = mean_filt + tf.einsum("bn,bnk->bk", mean_next - mean_pred_next, gain_t)
             cov = _symmetrize(cov_filt + gain @ (cov_next - cov_pred_next) @ gain_t)
-            # The last step is smoothed as filtered, with no gain.
-            return (tf.where(last, mean_filt, mean), tf.where(last, cov_filt, cov),
-                    tf.where(last, tf.zeros_like(gain), gain))
+            # The last step is smoothed as filtered (its gain, never read, is dropped below).
+            return tf.where(last, mean_filt, mean), tf.where(last, cov_filt, cov), gain
 
-        # The scan runs over all T steps, the last one a step of its own, rather than over the
-        # T - 1 steps before it: an empty scan (T = 1) of unknown batch size cannot be stacked
-        # in a traced function such as a serving signature.
+        # The scan runs over all T steps, the last one a step of its own (see `shifted`); the
+        # last step's "next" prediction is a copy of its own, unused.
         steps = tf.shape(filt_means)[0]
         last = tf.range(steps) == steps - 1
-        next_means = tf.concat([pred_means[1:], pred_means[-1:]], axis=0)  # the last: unused
-        next_covs = tf.concat([pred_covs[1:], pred_covs[-1:]], axis=0)
         init = (filt_means[-1], filt_covs[-1], tf.zeros_like(filt_covs[-1]))
         means, covs, gains = tf.scan(
-            step, (filt_means, filt_covs, next_means, next_covs, last), initializer=init,
-            reverse=True,
+            step, (filt_means, filt_covs, shifted(pred_means, pred_means[-1]),
+                   shifted(pred_covs, pred_covs[-1]), last),
+            initializer=init, reverse=True,
         )
         return means, covs, gains[:-1]
 
