@@ -56,38 +56,6 @@ def text_inputs(specs: dict, texts: list[str], where: str) -> dict:
     return {_string_input(specs, "TEXT arguments", where): texts}
 
 
-def image_files(paths: list[str]) -> list[pathlib.Path]:
-    """The files of --image arguments: each a JPEG or PNG file, or a directory whose JPEG and PNG
-    files (by suffix, sorted by name) are all taken. Every file is checked to start as a JPEG or
-    PNG file does, so a bad one is named before anything is sent."""
-    from seqzoo.zoo.image_formats import IMAGE_SUFFIXES, is_jpeg_or_png
-
-    files = []
-    for given in paths:
-        path = pathlib.Path(given)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"--image {given}: the directory holds no image file (accepted: "
-                                 f"{', '.join(IMAGE_SUFFIXES)}).")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ValueError(f"--image {given}: no such file or directory; give a JPEG or PNG "
-                             "file, or a directory of them.")
-    bad = [str(path) for path in files if not is_jpeg_or_png(_head(path))]
-    if bad:
-        raise ValueError(f"--image takes JPEG and PNG files; these are neither: {', '.join(bad)}")
-    return files
-
-
-def _head(path: pathlib.Path) -> bytes:
-    with path.open("rb") as file:
-        return file.read(16)
-
-
 def image_inputs(specs: dict, files: list[pathlib.Path], where: str) -> dict:
     """The request of --image files: their bytes as the signature's one string input."""
     return {_string_input(specs, "--image files", where): [path.read_bytes() for path in files]}
@@ -181,7 +149,7 @@ def predict(client, name: str, *, texts: list[str] = (), images: list[pathlib.Pa
         client: a `seqzoo.serving.client.Client`.
         name: the model name.
         texts: texts, one row each, for a signature with one string input.
-        images: image files (see `image_files`), one row each, for a signature with one string
+        images: image files (see `seqzoo.zoo.image_formats.image_files`), one row each, for a signature with one string
             input; their bytes are sent (over REST base64 encoded, as `{"b64": ...}`).
         pairs: `NAME=JSON` inputs.
         json_file: a TF Serving request body's file (stdin if "-").

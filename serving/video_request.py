@@ -5,28 +5,10 @@ as they are (base64 over REST), the model decodes them in its graph."""
 from __future__ import annotations
 
 import itertools
-import pathlib
 
-from seqzoo.zoo.image_formats import IMAGE_SUFFIXES, is_jpeg_or_png
+from seqzoo.zoo.image_formats import image_files
 
 ENCODED_SIGNATURE = "encoded"
-
-
-def frame_files(paths) -> list[pathlib.Path]:
-    """The image files of `--frames`: files as given, directories as their .png/.jpg/.jpeg
-    files in name order (frame_0001.png, frame_0002.png, ...)."""
-    files = []
-    for path in map(pathlib.Path, paths):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ValueError(f"--frames {str(path)!r} is neither an image file nor a directory.")
-    if not files:
-        raise ValueError(f"--frames found no image ({', '.join(IMAGE_SUFFIXES)}) in "
-                         f"{', '.join(map(str, paths))}.")
-    return files
 
 
 def video_inputs(paths) -> dict:
@@ -35,11 +17,7 @@ def video_inputs(paths) -> dict:
     named, all of them, before anything is sent."""
     import numpy as np
 
-    files = frame_files(paths)
-    frames = [path.read_bytes() for path in files]
-    bad = [str(path) for path, data in zip(files, frames) if not is_jpeg_or_png(data)]
-    if bad:
-        raise ValueError(f"--frames: not a PNG or JPEG image: {', '.join(bad)}.")
+    frames = [path.read_bytes() for path in image_files(paths, "--frames")]
     encoded = np.empty((1, len(frames)), dtype=object)
     encoded[0, :] = frames
     return {"encoded_frames": encoded, "lengths": np.array([len(frames)], np.int32)}

@@ -77,10 +77,10 @@ def read_frames(paths) -> np.ndarray:
     images in name order), in the order given; every frame is resized to the first one's size."""
     import tensorflow as tf
 
-    from seqzoo.serving.video_request import frame_files
+    from seqzoo.zoo.image_formats import image_files
 
     frames = []
-    for path in frame_files(paths):
+    for path in image_files(paths, "--frames"):
         try:
             image = tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError:

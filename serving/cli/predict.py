@@ -6,7 +6,7 @@ The request and the printout are built in `seqzoo.serving.predict_request`.
 
 from __future__ import annotations
 
-from seqzoo.serving.predict_request import OUTPUT_FORMATS, format_outputs, image_files, predict
+from seqzoo.serving.predict_request import OUTPUT_FORMATS, format_outputs, predict
 
 LDS_EXAMPLE = "observations='[[[0.5, -0.2], [0.1, 0.3]]]'"
 
@@ -62,8 +62,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from seqzoo.serving.client import Client
+    from seqzoo.zoo.image_formats import image_files
 
-    images = image_files(args.images)
+    images = image_files(args.images, "--image")
     # Closed on exit: an open gRPC channel keeps a polling thread that can abort the process.
     with Client(args.host, rest_port=args.rest_api_port, grpc_port=args.port) as client:
         outputs = predict(client, args.name, texts=args.texts, images=images, pairs=args.inputs,

@@ -179,4 +179,5 @@ def test_predict_command_names_frames_that_are_not_images(served, tmp_path):
     result = _seqzoo("predict", "frames", "--frames", str(tmp_path / "a.png"), "--rest-port",
                      str(served.rest_port))
     assert result.returncode == 2
-    assert f"--frames: not a PNG or JPEG image: {tmp_path / 'a.png'}" in result.stderr
+    assert (f"--frames takes JPEG and PNG files; these are neither: {tmp_path / 'a.png'}"
+            in result.stderr)
