@@ -30,12 +30,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
-from tensorflow_serving.apis import (
-    classification_pb2,
-    predict_pb2,
-    prediction_log_pb2,
-    regression_pb2,
-)
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from seqzoo.serving.loader_check import check_version
@@ -128,10 +123,13 @@ def warmup_requests(signature_defs: dict, name: str,
                     inputs: dict[str, list]) -> list[prediction_log_pb2.PredictionLog]:
     """TF Serving warmup records (`PredictionLog`s) from a task's warmup inputs.
 
-    Every example (index into the lists of `inputs`) becomes one request of batch size 1 to each
-    signature it covers: a Predict request to each predict signature whose inputs are all among
-    `inputs`, and a Classify/Regress request to each classify/regress signature, its `tf.Example`
-    holding one feature per entry of `inputs`.
+    Every example (index into the lists of `inputs`) becomes one Predict request of batch size 1
+    to each signature it covers: to each predict signature whose inputs are all among `inputs`,
+    and to each classify/regress signature, its `inputs` one serialized `tf.Example` holding one
+    feature per entry of `inputs`. TF Serving's Predict accepts classify and regress signatures
+    and fetches all their outputs, the tensors its Classify and Regress fetch, so the record warms
+    the same session executors; and a warmup reader that knows only `predict_log` records (as
+    some tools do) replays every record.
 
     Args:
         signature_defs: the SavedModel's SignatureDefs by name (inputs, dtypes, method names).
@@ -164,30 +162,29 @@ def warmup_requests(signature_defs: dict, name: str,
     logs = []
     for index in range(next(iter(sizes.values()))):
         for key in sorted(predict, key=lambda k: (k != DEFAULT_SIGNATURE, k)):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = name
-            request.model_spec.signature_name = key
+            tensors = {}
             for input_name, info in predict[key].inputs.items():
                 dtype = tf.as_dtype(info.dtype)
                 array = np.asarray([inputs[input_name][index]],
                                    dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
-                request.inputs[input_name].CopyFrom(tf.make_tensor_proto(array, dtype=dtype))
-            logs.append(prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)))
+                tensors[input_name] = tf.make_tensor_proto(array, dtype=dtype)
+            logs.append(_predict_log(name, key, tensors))
         example = tf.train.Example(features=tf.train.Features(feature={
             feature: _feature(values[index]) for feature, values in inputs.items()}))
+        serialized = tf.make_tensor_proto([example.SerializeToString()], dtype=tf.string)
         for key in sorted(by_example):
-            if by_example[key].method_name == tf.saved_model.CLASSIFY_METHOD_NAME:
-                request, log = classification_pb2.ClassificationRequest(), "classify_log"
-            else:
-                request, log = regression_pb2.RegressionRequest(), "regress_log"
-            request.model_spec.name = name
-            request.model_spec.signature_name = key
-            request.input.example_list.examples.add().CopyFrom(example)
-            entry = prediction_log_pb2.PredictionLog()
-            getattr(entry, log).request.CopyFrom(request)
-            logs.append(entry)
+            logs.append(_predict_log(name, key, {tf.saved_model.CLASSIFY_INPUTS: serialized}))
     return logs
+
+
+def _predict_log(name: str, signature_name: str, tensors: dict) -> prediction_log_pb2.PredictionLog:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature_name
+    for input_name, proto in tensors.items():
+        request.inputs[input_name].CopyFrom(proto)
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
 def write_model_config(models_dir: str | pathlib.Path,
