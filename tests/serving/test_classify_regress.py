@@ -12,12 +12,15 @@ import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
+    prediction_log_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
 
 from seqzoo.serving import export
+from seqzoo.serving.servable import WARMUP_FILE, Servable
 from seqzoo.serving.server import ModelServer
+from seqzoo.serving.serving_error import ServingError
 
 CLASSES = ("low", "high")
 FEATURES = {"x": tf.io.FixedLenFeature([2], tf.float32)}
@@ -246,3 +249,37 @@ def test_grpc_errors_then_the_next_good_request_is_answered(server):
         assert info.value.code() == code, (method, info.value.details())
         response = stub(server).Classify(classify(), timeout=30)
         assert len(response.result.classifications) == len(X)
+
+
+def test_warmup_replays_classify_regress_and_multi_inference_records(tmp_path):
+    """Our exports write Predict records only; SavedModels from other tools may carry the
+    other kinds, which TF Serving replays through its Classify, Regress and MultiInference."""
+    def write(records):
+        path = tmp_path / "tf1" / "1" / WARMUP_FILE
+        path.parent.mkdir(exist_ok=True)
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for record in records:
+                writer.write(record.SerializeToString())
+
+    def logged(kind, signature):
+        record = prediction_log_pb2.PredictionLog()
+        request = getattr(record, kind).request
+        if kind == "multi_inference_log":
+            for key, method in (("classify_x", "classify"), ("regress_x", "regress")):
+                task = request.tasks.add()
+                task.model_spec.signature_name = key
+                task.method_name = f"tensorflow/serving/{method}"
+        else:
+            request.model_spec.signature_name = signature
+        examples_input(request.input, X)
+        return record
+
+    save_tf1(tmp_path / "tf1" / "1")
+    write([logged("classify_log", "classify_x"), logged("regress_log", "regress_x"),
+           logged("multi_inference_log", None)])
+    assert Servable("tf1", 1, tmp_path / "tf1" / "1").warmup() == 3
+
+    write([logged("regress_log", "regress_x"), logged("classify_log", "regress_x")])
+    with pytest.raises(ServingError, match="Warmup record 2 failed: Expected classification "
+                                           "signature method_name"):
+        Servable("tf1", 1, tmp_path / "tf1" / "1").warmup()
