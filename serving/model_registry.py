@@ -12,6 +12,7 @@ import time
 import grpc
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -156,6 +157,8 @@ class ModelRegistry:
         batching: TF Serving's `BatchingParameters` (`--enable_batching`): concurrent predict
             calls of every served version are merged by one `BatchScheduler`
             (`.batch_scheduler`, its threads shared by all models); None runs each call alone.
+        session_config: the `tf.compat.v1.ConfigProto` every version's session is created with
+            (TF Serving's `session_config`); None: TensorFlow's defaults.
 
     Example:
     ```python
@@ -168,7 +171,8 @@ class ModelRegistry:
     def __init__(self, models_dir=None, *, model_name: str | None = None,
                  model_base_path=None, model_config_file=None,
                  allow_version_labels_for_unavailable_models: bool = False,
-                 batching: BatchingParameters | None = None):
+                 batching: BatchingParameters | None = None,
+                 session_config: config_pb2.ConfigProto | None = None):
         given = [models_dir is not None, model_base_path is not None,
                  model_config_file is not None]
         if sum(given) != 1:
@@ -202,6 +206,7 @@ class ModelRegistry:
         self.metrics = ServingMetrics()  # load attempts here, requests in the servers
         self.batch_scheduler = (BatchScheduler(batching, self.metrics)
                                 if batching is not None else None)
+        self._session_config = session_config
         self._lock = threading.Lock()  # guards _config, _models and _labels
         self._changing = threading.Lock()  # one poll or reload at a time
 
@@ -267,7 +272,8 @@ class ModelRegistry:
     def _load(self, name: str, number: int, entry: _Version) -> None:
         start = time.perf_counter()
         try:
-            servable = Servable(name, number, entry.path, self.batch_scheduler)
+            servable = Servable(name, number, entry.path, self.batch_scheduler,
+                                 self._session_config)
             replayed = servable.warmup()
         except Exception as err:  # a broken version must not take the server down
             self.metrics.record_load(str(entry.path), False, time.perf_counter() - start)

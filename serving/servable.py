@@ -104,6 +104,8 @@ class Servable:
         version: the version number (the name of its directory).
         path: the version directory (holding `saved_model.pb`).
         batch_scheduler: a `BatchScheduler` that merges `predict` calls, or None.
+        session_config: the `tf.compat.v1.ConfigProto` of the session (TF Serving's
+            `session_config`: thread pools, executor); None: TensorFlow's defaults.
 
     Example:
     ```python
@@ -114,12 +116,13 @@ class Servable:
     """
 
     def __init__(self, name: str, version: int, path: str | pathlib.Path,
-                 batch_scheduler: BatchScheduler | None = None):
+                 batch_scheduler: BatchScheduler | None = None,
+                 session_config: config_pb2.ConfigProto | None = None):
         self.name = name
         self.version = int(version)
         self.path = pathlib.Path(path)
         self._graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=self._graph)
+        self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         try:
             with self._graph.as_default(), _quiet_tensorflow_logger():
                 meta_graph = tf.compat.v1.saved_model.loader.load(
