@@ -102,6 +102,9 @@ class BatchScheduler:
         self._queues: dict[Hashable, _Queue] = {}
         self._unsplittable: set[Hashable] = set()
         self._stopping = False
+        # Batches being computed, by batch threads or by callers running their own: at most
+        # num_batch_threads at once.
+        self._busy = 0
         self._threads = [threading.Thread(target=self._work, daemon=True,
                                           name=f"{parameters.thread_pool_name}-{index}")
                          for index in range(parameters.num_batch_threads)]
@@ -149,7 +152,17 @@ class BatchScheduler:
                 queue.batches.append(batch)
             batch.tasks.append(task)
             batch.size += size
-            self._changed.notify()
+            # The caller's own batch, ready now with a batch thread idle: the caller runs it
+            # instead of waking that thread and sleeping until it is done, two thread hand-offs
+            # that cost more than a small model's call.
+            lead = (len(queue.batches) == 1 and self._busy < self.parameters.num_batch_threads
+                    and self._ready(queue, task.enqueued))
+            if lead:
+                taken = self._take(queue_key, queue)
+            else:
+                self._changed.notify()
+        if lead:
+            self._compute(*taken)
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -186,27 +199,48 @@ class BatchScheduler:
                 taken = self._next_batch()
             if taken is None:
                 return
-            self._process(*taken)
+            self._compute(*taken)
+
+    def _ready(self, queue: _Queue, now: float) -> bool:
+        """Whether the first batch of `queue` may run: full, followed by another, or due."""
+        batch = queue.batches[0]
+        return (len(queue.batches) > 1 or now >= batch.opened + self._timeout
+                or batch.size >= self.parameters.max_batch_size)
+
+    def _take(self, queue_key: Hashable, queue: _Queue):
+        """Takes the first batch off `queue` for a thread that computes it (counted in
+        `_busy`); (key, run, batch). Called holding the lock."""
+        batch = queue.batches.popleft()
+        # The queue moves to the end of the visiting order (or goes, if empty).
+        del self._queues[queue_key]
+        if queue.batches:
+            self._queues[queue_key] = queue
+        self._busy += 1
+        return queue_key[0], queue.run, batch
 
     def _next_batch(self):
-        """Waits for a batch that is ready, takes it off its queue and returns (key, run,
-        batch); None once stopping with nothing queued. Called holding the lock."""
+        """Waits for a batch that is ready and a free batch slot, takes the batch off its
+        queue and returns (key, run, batch); None once stopping with nothing queued. Called
+        holding the lock."""
         while True:
             now, wait = time.monotonic(), None
-            for queue_key, queue in self._queues.items():
-                batch = queue.batches[0]
-                due = batch.opened + self._timeout
-                if (self._stopping or len(queue.batches) > 1 or now >= due
-                        or batch.size >= self.parameters.max_batch_size):
-                    queue.batches.popleft()
-                    del self._queues[queue_key]
-                    if queue.batches:
-                        self._queues[queue_key] = queue
-                    return queue_key[0], queue.run, batch
-                wait = due - now if wait is None else min(wait, due - now)
-            if self._stopping:
+            if self._busy < self.parameters.num_batch_threads:
+                for queue_key, queue in self._queues.items():
+                    if self._stopping or self._ready(queue, now):
+                        return self._take(queue_key, queue)
+                    due = queue.batches[0].opened + self._timeout
+                    wait = due - now if wait is None else min(wait, due - now)
+            if self._stopping and not self._queues:
                 return None
             self._changed.wait(wait)
+
+    def _compute(self, key: Hashable, run: Run, batch: _Batch) -> None:
+        try:
+            self._process(key, run, batch)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify()
 
     def _process(self, key: Hashable, run: Run, batch: _Batch) -> None:
         now = time.monotonic()
