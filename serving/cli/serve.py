@@ -70,6 +70,12 @@ def register(subparsers) -> None:
                              "max_batch_size { value: 32 } batch_timeout_micros { value: 2000 }; "
                              "default: TF Serving's (max_batch_size 1000, batch_timeout_micros "
                              "0, max_enqueued_batches 10, a batch thread per core)")
+    parser.add_argument("--enable_per_model_batching_parameters", type=_boolean, nargs="?",
+                        const=True, default=False,
+                        help="with --enable_batching, batch only the model versions whose "
+                             "directory holds a batching_params.pbtxt, by its parameters; the "
+                             "batch threads stay those of --batching_parameters_file (TF "
+                             "Serving's flag)")
     for flag, pools in (("session", "both thread pools (intra- and inter-op)"),
                         ("intra_op", "threads one op may use"),
                         ("inter_op", "ops run at once")):
@@ -200,6 +206,7 @@ def run(args) -> int:
         rest_num_threads=args.rest_api_num_threads,
         grpc_max_threads=args.grpc_max_threads, grpc_arguments=args.grpc_channel_arguments,
         metrics_path=metrics_path, batching=batching, session_config=session_config,
+        per_model_batching=args.enable_per_model_batching_parameters,
     )
     server.start()
     loaded = {name: server.registry.versions(name) for name in server.registry.names()}
@@ -229,6 +236,8 @@ def _session_threads(args) -> tuple[int, int]:
         # TF Serving ignores these without a word; here a flag that would do nothing is refused.
         given = [flag for flag, value in zip(flags, (session, intra, inter)) if value]
         given += ["--enable_batching"] * bool(args.enable_batching)
+        given += (["--enable_per_model_batching_parameters"]
+                  * bool(args.enable_per_model_batching_parameters))
         if given:
             raise ValueError(f"--platform_config_file sets the session config and batching; "
                              f"{', '.join(given)} would be ignored (as in TF Serving): set them in "
@@ -253,6 +262,9 @@ def _batching_parameters(args):
             # TF Serving refuses this too: the file would silently do nothing.
             raise ValueError("--batching_parameters_file is given without --enable_batching; "
                              "add --enable_batching to batch requests.")
+        if args.enable_per_model_batching_parameters:
+            raise ValueError("--enable_per_model_batching_parameters is given without "
+                             "--enable_batching; add --enable_batching to batch requests.")
         return None
     if args.batching_parameters_file is None:
         return batching_parameters.BatchingParameters(

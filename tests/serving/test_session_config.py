@@ -98,6 +98,8 @@ def test_the_session_config_of_a_platform_config_file_reaches_the_session(models
       "--tensorflow_inter_op_parallelism", "1"],
      "Give either --tensorflow_session_parallelism or --tensorflow_intra_op_parallelism and "
      "--tensorflow_inter_op_parallelism, not all three."),
+    (["--enable_per_model_batching_parameters"],
+     "--enable_per_model_batching_parameters is given without --enable_batching"),
 ])
 def test_bad_flags_are_refused_before_tensorflow_loads(flags, message):
     result = subprocess.run([SEQZOO, "serve", "--models-dir", "nowhere", *flags],
