@@ -63,7 +63,12 @@ class BatchScheduler:
     its first call has waited `batch_timeout_micros`, or (as in TF Serving, where waiting is
     bounded by the timeout only) at once when the timeout is 0. A batch runs as one call on the
     inputs concatenated along axis 0, padded up to the next `allowed_batch_sizes` entry with
-    copies of its first example, and each call gets its rows of every output back.
+    copies of its first example, and each call gets its rows of every output back. At most
+    `num_batch_threads` batches are computed at once; a call whose own batch is ready when it
+    arrives, with one of them free, computes it in its own thread (which TF Serving would hand
+    to a batch thread and back: two thread switches that cost more than a small model's call).
+    A call may give its own parameters (TF Serving's per-model batching parameters): its queue
+    is batched by them, on the same threads.
 
     Inputs whose dimensions after the first differ are padded to the longest with the tensor's
     own first element when `pad_variable_length_inputs` is set; TF Serving pads this way so that
@@ -216,8 +221,8 @@ class BatchScheduler:
 
     def _next_batch(self):
         """Waits for a batch that is ready and a free batch slot, takes the batch off its
-        queue and returns (key, run, batch, parameters); None once stopping with nothing queued. Called
-        holding the lock."""
+        queue and returns (key, run, batch, parameters); None once stopping with nothing
+        queued. Called holding the lock."""
         while True:
             now, wait = time.monotonic(), None
             if self._busy < self.parameters.num_batch_threads:
