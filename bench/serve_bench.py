@@ -202,11 +202,19 @@ def throughput(make_call, clients: int, per_client: int, server_pid: int | None 
     return Rate(count / seconds, (process_cpu_seconds() - client_cpu) * 1e3 / count, server_ms)
 
 
+# Turns the modes take at the sequential requests: a load that comes and goes during the run
+# then lands on every mode, not on the one measured at that moment.
+LATENCY_TURNS = 5
+
+
 def measure(modes: dict, count: int, clients: list[int], server_pids: dict) -> dict:
     """Per mode: `(p50 ms, p99 ms, {clients: Rate})`; `server_pids` gives each server mode's
-    process. Modes take turns at each measurement, so that a change of machine load affects
-    them alike."""
-    times = {mode: latency_ms(make_call, count) for mode, make_call in modes.items()}
+    process. Modes take turns at each measurement (the sequential requests in LATENCY_TURNS
+    turns), so that a change of machine load affects them alike."""
+    times = {mode: [] for mode in modes}
+    for _ in range(LATENCY_TURNS):
+        for mode, make_call in modes.items():
+            times[mode].extend(latency_ms(make_call, max(1, count // LATENCY_TURNS)))
     rates = {mode: {} for mode in modes}
     for number in clients:
         for mode, make_call in modes.items():
