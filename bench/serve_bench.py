@@ -8,10 +8,12 @@ sequential requests from one client, p50/p99. Throughput: requests per second wi
 64 concurrent clients (threads of the bench's process, each with its own connection), with the CPU
 milliseconds per request of the server's process and of the clients' at the most clients, so that
 a bound set by the clients (or by the cores they take from the server) shows. Every ratio is to
-the in-process call in the same run.
-Then (not with --quick) a second server with TF Serving's request batching at its defaults
-(`--enable_batching`, its CPU advice: no batch timeout, a batch thread per core): throughput and
-p99 with 8, 16 and 64 clients against both servers.
+the in-process call in the same run. Not with --quick, the rows `gRPC*` and `REST*` are a second
+server whose sessions run each op in the calling thread (`--platform_config_file` with a
+`session_config`, see TUNED_SESSION_CONFIG), the reference staying the plain in-process call.
+Then (not with --quick) servers with TF Serving's request batching at its defaults
+(`--enable_batching`, its CPU advice: no batch timeout, a batch thread per core), with either
+session config: throughput and p99 with 8, 16 and 64 clients against the unbatched server.
 
     python -m bench serve [--quick] [--tasks sentiment,translation] [--model-dir models/NAME]
                           [--requests N] [--clients 1,8,16,64]
@@ -200,15 +202,24 @@ def throughput(make_call, clients: int, per_client: int, server_pid: int | None 
     return Rate(count / seconds, (process_cpu_seconds() - client_cpu) * 1e3 / count, server_ms)
 
 
-def measure(modes: dict, count: int, clients: list[int], server_pid: int | None = None) -> dict:
-    """Per mode: `(p50 ms, p99 ms, {clients: Rate})`. Modes take turns at each measurement, so
-    that a change of machine load affects them alike."""
-    times = {mode: latency_ms(make_call, count) for mode, make_call in modes.items()}
+# Turns the modes take at the sequential requests: a load that comes and goes during the run
+# then lands on every mode, not on the one measured at that moment.
+LATENCY_TURNS = 5
+
+
+def measure(modes: dict, count: int, clients: list[int], server_pids: dict) -> dict:
+    """Per mode: `(p50 ms, p99 ms, {clients: Rate})`; `server_pids` gives each server mode's
+    process. Modes take turns at each measurement (the sequential requests in LATENCY_TURNS
+    turns), so that a change of machine load affects them alike."""
+    times = {mode: [] for mode in modes}
+    for _ in range(LATENCY_TURNS):
+        for mode, make_call in modes.items():
+            times[mode].extend(latency_ms(make_call, max(1, count // LATENCY_TURNS)))
     rates = {mode: {} for mode in modes}
     for number in clients:
         for mode, make_call in modes.items():
             rates[mode][number] = throughput(make_call, number, max(2, count // number),
-                                             None if mode == "in-process" else server_pid)
+                                             server_pids.get(mode))
     return {mode: (np.percentile(times[mode], 50), np.percentile(times[mode], 99), rates[mode])
             for mode in modes}
 
@@ -236,6 +247,8 @@ def print_table(title: str, rows: dict, clients: list[int]) -> None:
                         for n in clients)
               + f"   {_cpu(rates[most])}")
     print(CLIENTS_NOTE)
+    if any(mode.endswith(TUNED) for mode in rows):
+        print(TUNED_NOTE)
 
 
 CLIENTS_NOTE = (
@@ -243,6 +256,30 @@ CLIENTS_NOTE = (
     "own connection; the server is a separate process. 'CPU ms/req' is server/clients: CPU "
     "milliseconds per request of the server process and of this client process (in-process: "
     "the caller, model included), so the clients' share of the machine's cores is in the table.")
+
+# A second server whose sessions run every op in the calling thread, one thread per op: TF
+# Serving's --platform_config_file with this session_config (the fastest of TensorFlow's
+# session settings for these models on a 2-core machine; the flags cannot set the executor).
+TUNED = "*"
+TUNED_SESSION_CONFIG = ('intra_op_parallelism_threads: 1 inter_op_parallelism_threads: -1 '
+                        'experimental { executor_type: "SINGLE_THREADED_EXECUTOR" }')
+TUNED_NOTE = (f"{TUNED}: the server with --platform_config_file, session_config "
+              f"{{ {TUNED_SESSION_CONFIG} }}; the others use TensorFlow's defaults.")
+TUNED_BATCHING_NOTE = (f"batched{TUNED} has batching_parameters {{ }} in that file (TF Serving's "
+                       "defaults, as --enable_batching) and --grpc_max_threads 64.")
+
+
+def platform_config_file(directory: pathlib.Path, batching: bool) -> pathlib.Path:
+    """A `--platform_config_file` with the tuned session config (and TF Serving's default
+    batching parameters if `batching`)."""
+    path = directory / f"platform{'-batching' if batching else ''}.config"
+    path.write_text(
+        'platform_configs { key: "tensorflow" value { source_adapter_config { '
+        "[type.googleapis.com/tensorflow.serving.SavedModelBundleSourceAdapterConfig] { "
+        f"legacy_config {{ session_config {{ {TUNED_SESSION_CONFIG} }} "
+        f"{'batching_parameters { }' if batching else ''} }} }} }} }} }}\n")
+    return path
+
 
 # The batched server: gRPC threads for every client, so that calls wait for a batch, not a thread.
 BATCHED_FLAGS = ("--enable_batching", "--grpc_max_threads", "64")
@@ -264,30 +301,31 @@ def timed(make_call, seconds: list):
 
 
 def batching_table(servers: dict, per_client: int, sequential_rate: float) -> str:
-    """Throughput and p99 of each protocol with 8, 16 and 64 clients against the unbatched and
-    the batched server (`servers`: `(modes from callers, server pid)` of each), taking turns;
-    the table."""
-    header = (f"{'mode':<6}{'clients':>8}{'req/s':>9}{'batched':>9}{'ratio':>7}"
-              f"{'/ in-process 1':>16}{'p99 ms':>9}{'batched':>9}{'ratio':>7}"
-              f"{'CPU ms/req':>15}{'batched':>14}")
+    """Throughput and p99 of each protocol with 8, 16 and 64 clients against each server
+    (`servers`: name -> `(modes from callers, server pid)`, the unbatched one first), taking
+    turns; the table, with each server's ratios to the first."""
+    header = (f"{'mode':<6}{'clients':>8}  {'server':<12}{'req/s':>8}{'ratio':>7}"
+              f"{'/ in-process 1':>16}{'p99 ms':>9}{'ratio':>7}{'CPU ms/req':>16}")
     lines = []
     for clients in BATCHED_CLIENTS:
         for mode in ("gRPC", "REST"):
-            rates, p99s = [], []
-            for modes, pid in servers.values():
+            measured = {}
+            for name, (modes, pid) in servers.items():
                 seconds = []
-                rates.append(throughput(timed(modes[mode], seconds), clients, per_client, pid))
-                p99s.append(np.percentile(seconds, 99) * 1e3)
-            plain, batched = (rate.per_second for rate in rates)
-            lines.append(f"{mode:<6}{clients:>8}{plain:>9.0f}{batched:>9.0f}"
-                         f"{batched / plain:>7.2f}{batched / sequential_rate:>16.2f}"
-                         f"{p99s[0]:>9.1f}{p99s[1]:>9.1f}{p99s[1] / p99s[0]:>7.2f}"
-                         f"  {_cpu(rates[0])}  {_cpu(rates[1])}")
+                rate = throughput(timed(modes[mode], seconds), clients, per_client, pid)
+                measured[name] = (rate, np.percentile(seconds, 99) * 1e3)
+            first_rate, first_p99 = next(iter(measured.values()))
+            for name, (rate, p99) in measured.items():
+                lines.append(f"{mode:<6}{clients:>8}  {name:<12}{rate.per_second:>8.0f}"
+                             f"{rate.per_second / first_rate.per_second:>7.2f}"
+                             f"{rate.per_second / sequential_rate:>16.2f}{p99:>9.1f}"
+                             f"{p99 / first_p99:>7.2f}   {_cpu(rate)}")
     return "\n".join([
         f"\nRequest batching ({' '.join(BATCHED_FLAGS)}) against the server without it; "
-        f"{per_client} requests per client; '/ in-process 1' divides by the in-process call's "
-        f"sequential rate ({sequential_rate:.0f} req/s); load average {os.getloadavg()[0]:.1f}.",
-        header, "-" * len(header), *lines, CLIENTS_NOTE])
+        f"{per_client} requests per client; 'ratio' divides by the unbatched server's; "
+        f"'/ in-process 1' divides by the in-process call's sequential rate "
+        f"({sequential_rate:.0f} req/s); load average {os.getloadavg()[0]:.1f}.",
+        header, "-" * len(header), *lines, CLIENTS_NOTE, TUNED_NOTE + " " + TUNED_BATCHING_NOTE])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,30 +371,43 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{base} holds no version directories NAME/VERSION/saved_model.pb.")
             versions[base.name] = (max(found), found[max(found)])
             (models_root / base.name).symlink_to(base)
-        process, grpc_port, rest_port = start_server(models_root)
-        batched = None
+        flags = {"unbatched": (), "batched": BATCHED_FLAGS}
+        if not args.quick:
+            flags["unbatched" + TUNED] = (
+                "--platform_config_file", str(platform_config_file(pathlib.Path(tmp), False)))
+            flags["batched" + TUNED] = (
+                "--grpc_max_threads", "64",
+                "--platform_config_file", str(platform_config_file(pathlib.Path(tmp), True)))
+        servers = {}
         try:
-            if not args.quick:
-                batched, *batched_ports = start_server(models_root, *BATCHED_FLAGS)
+            for server, server_flags in flags.items():
+                if server == "unbatched" or not args.quick:
+                    servers[server] = start_server(models_root, *server_flags)
             for name, (version, version_dir) in versions.items():
                 requests = warmup_requests(version_dir)
-                modes = callers(version_dir, name, requests, grpc_port, rest_port)
-                rows = measure(modes, count, clients, process.pid)
+                served = {server: callers(version_dir, name, requests, grpc_port, rest_port)
+                          for server, (_, grpc_port, rest_port) in servers.items()}
+                modes = dict(served["unbatched"])
+                pids = {mode: servers["unbatched"][0].pid for mode in ("gRPC", "REST")}
+                if "unbatched" + TUNED in served:
+                    for mode in ("gRPC", "REST"):
+                        modes[mode + TUNED] = served["unbatched" + TUNED][mode]
+                        pids[mode + TUNED] = servers["unbatched" + TUNED][0].pid
+                rows = measure(modes, count, clients, pids)
                 print_table(f"Serving {name} version {version}: batch 1; p50/p99 of {count} "
                             f"sequential requests; req/s with {'/'.join(map(str, clients))} "
                             f"concurrent clients (load average {os.getloadavg()[0]:.1f})"
                             f"{' (quick)' if args.quick else ''}.", rows, clients)
-                if batched is not None:
-                    servers = {"unbatched": (modes, process.pid),
-                               "batched": (callers(version_dir, name, requests, *batched_ports),
-                                           batched.pid)}
-                    print(batching_table(servers, max(2, count // 4), 1e3 / np.mean(
-                        latency_ms(modes["in-process"], count))))
+                if not args.quick:
+                    print(batching_table(
+                        {server: (served[server], process.pid)
+                         for server, (process, _, _) in servers.items()},
+                        max(2, count // 4),
+                        1e3 / np.mean(latency_ms(modes["in-process"], count))))
         finally:
-            for server in (process, batched):
-                if server is not None:
-                    server.send_signal(signal.SIGTERM)
-                    server.wait(timeout=60)
+            for process, _, _ in servers.values():
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
     return 0
 
 

@@ -43,6 +43,7 @@ class _Batch:
 @dataclasses.dataclass(eq=False)
 class _Queue:
     run: Run
+    parameters: BatchingParameters
     batches: collections.deque[_Batch] = dataclasses.field(default_factory=collections.deque)
 
 
@@ -62,7 +63,12 @@ class BatchScheduler:
     its first call has waited `batch_timeout_micros`, or (as in TF Serving, where waiting is
     bounded by the timeout only) at once when the timeout is 0. A batch runs as one call on the
     inputs concatenated along axis 0, padded up to the next `allowed_batch_sizes` entry with
-    copies of its first example, and each call gets its rows of every output back.
+    copies of its first example, and each call gets its rows of every output back. At most
+    `num_batch_threads` batches are computed at once; a call whose own batch is ready when it
+    arrives, with one of them free, computes it in its own thread (which TF Serving would hand
+    to a batch thread and back: two thread switches that cost more than a small model's call).
+    A call may give its own parameters (TF Serving's per-model batching parameters): its queue
+    is batched by them, on the same threads.
 
     Inputs whose dimensions after the first differ are padded to the longest with the tensor's
     own first element when `pad_variable_length_inputs` is set; TF Serving pads this way so that
@@ -96,60 +102,76 @@ class BatchScheduler:
     def __init__(self, parameters: BatchingParameters, metrics=None):
         self.parameters = parameters
         self._metrics = metrics
-        self._timeout = parameters.batch_timeout_micros / 1e6
         self._changed = threading.Condition()
         # Queues in the order the threads visit them: one that runs a batch moves to the end.
         self._queues: dict[Hashable, _Queue] = {}
         self._unsplittable: set[Hashable] = set()
         self._stopping = False
+        # Batches being computed, by batch threads or by callers running their own: at most
+        # num_batch_threads at once.
+        self._busy = 0
         self._threads = [threading.Thread(target=self._work, daemon=True,
                                           name=f"{parameters.thread_pool_name}-{index}")
                          for index in range(parameters.num_batch_threads)]
         for thread in self._threads:
             thread.start()
 
-    def run(self, key: Hashable, feeds: Feeds, run: Run, deadline: float | None = None) -> list:
+    def run(self, key: Hashable, feeds: Feeds, run: Run, deadline: float | None = None,
+            parameters: BatchingParameters | None = None) -> list:
         """`run(feeds)`'s outputs for these feeds, computed in a batch with other calls of
         `key` (which must all be computed by the same `run`); blocks until they are ready.
+        `parameters` (TF Serving's per-model batching parameters; None: the scheduler's) set
+        how the calls of `key` are batched; the batch threads are the scheduler's in any case.
 
         Raises the `ServingError` of the run, INVALID_ARGUMENT for more than `max_batch_size`
         examples, UNAVAILABLE when the queue is full, and DEADLINE_EXCEEDED, without computing
         it, if the call is still queued at `deadline` (a `time.monotonic()` time: the client has
         stopped waiting).
         """
+        parameters = parameters or self.parameters
         size = _batch_size(feeds)
         if not size or key in self._unsplittable:
             return run(feeds)
-        if size > self.parameters.max_batch_size:
+        if size > parameters.max_batch_size:
             raise ServingError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"Task size {size} is larger than maximum input batch size "
-                f"{self.parameters.max_batch_size}: send at most max_batch_size examples per "
-                "request, or raise max_batch_size in --batching_parameters_file.")
+                f"{parameters.max_batch_size}: send at most max_batch_size examples per "
+                "request, or raise max_batch_size in the batching parameters.")
         if self._metrics is not None:
             self._metrics.record_input_batch_size(size)
         task = _Task(feeds, size, deadline)
-        queue_key = (key, self._shapes(feeds))
+        queue_key = (key, _shapes(feeds, parameters.pad_variable_length_inputs))
         with self._changed:
             if self._stopping:
                 raise _unavailable("The model server is stopping; send the request again to "
                                    "another replica.")
             queue = self._queues.get(queue_key)
             if queue is None:
-                queue = self._queues[queue_key] = _Queue(run)
+                queue = self._queues[queue_key] = _Queue(run, parameters)
             batch = queue.batches[-1] if queue.batches else None
-            if batch is None or batch.size + size > self.parameters.max_batch_size:
-                if len(queue.batches) >= self.parameters.max_enqueued_batches:
+            if batch is None or batch.size + size > parameters.max_batch_size:
+                if len(queue.batches) >= parameters.max_enqueued_batches:
                     raise _unavailable(
                         "The batch scheduling queue to which this task was submitted is full "
-                        f"({self.parameters.max_enqueued_batches} batches of up to "
-                        f"{self.parameters.max_batch_size} examples wait; max_enqueued_batches "
-                        "in --batching_parameters_file)")
+                        f"({parameters.max_enqueued_batches} batches of up to "
+                        f"{parameters.max_batch_size} examples wait; max_enqueued_batches "
+                        "in the batching parameters)")
                 batch = _Batch(opened=task.enqueued)
                 queue.batches.append(batch)
             batch.tasks.append(task)
             batch.size += size
-            self._changed.notify()
+            # The caller's own batch, ready now with a batch thread idle: the caller runs it
+            # instead of waking that thread and sleeping until it is done, two thread hand-offs
+            # that cost more than a small model's call.
+            lead = (len(queue.batches) == 1 and self._busy < self.parameters.num_batch_threads
+                    and self._ready(queue, task.enqueued))
+            if lead:
+                taken = self._take(queue_key, queue)
+            else:
+                self._changed.notify()
+        if lead:
+            self._compute(*taken)
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -170,14 +192,6 @@ class BatchScheduler:
         for thread in self._threads:
             thread.join()
 
-    def _shapes(self, feeds: Feeds) -> tuple:
-        """What calls must share to be merged, besides their key: every input's dimensions
-        after the first, or only their number when they are padded (and not empty, as padding
-        copies an element)."""
-        if self.parameters.pad_variable_length_inputs and all(a.size for a in feeds.values()):
-            return tuple((name, array.ndim) for name, array in sorted(feeds.items()))
-        return tuple((name, array.shape[1:]) for name, array in sorted(feeds.items()))
-
     # --- the batch threads --------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -186,29 +200,52 @@ class BatchScheduler:
                 taken = self._next_batch()
             if taken is None:
                 return
-            self._process(*taken)
+            self._compute(*taken)
+
+    def _ready(self, queue: _Queue, now: float) -> bool:
+        """Whether the first batch of `queue` may run: full, followed by another, or due."""
+        batch = queue.batches[0]
+        return (len(queue.batches) > 1 or now >= _due(queue)
+                or batch.size >= queue.parameters.max_batch_size)
+
+    def _take(self, queue_key: Hashable, queue: _Queue):
+        """Takes the first batch off `queue` for a thread that computes it (counted in
+        `_busy`); (key, run, batch, parameters). Called holding the lock."""
+        batch = queue.batches.popleft()
+        # The queue moves to the end of the visiting order (or goes, if empty).
+        del self._queues[queue_key]
+        if queue.batches:
+            self._queues[queue_key] = queue
+        self._busy += 1
+        return queue_key[0], queue.run, batch, queue.parameters
 
     def _next_batch(self):
-        """Waits for a batch that is ready, takes it off its queue and returns (key, run,
-        batch); None once stopping with nothing queued. Called holding the lock."""
+        """Waits for a batch that is ready and a free batch slot, takes the batch off its
+        queue and returns (key, run, batch, parameters); None once stopping with nothing
+        queued. Called holding the lock."""
         while True:
             now, wait = time.monotonic(), None
-            for queue_key, queue in self._queues.items():
-                batch = queue.batches[0]
-                due = batch.opened + self._timeout
-                if (self._stopping or len(queue.batches) > 1 or now >= due
-                        or batch.size >= self.parameters.max_batch_size):
-                    queue.batches.popleft()
-                    del self._queues[queue_key]
-                    if queue.batches:
-                        self._queues[queue_key] = queue
-                    return queue_key[0], queue.run, batch
-                wait = due - now if wait is None else min(wait, due - now)
-            if self._stopping:
+            if self._busy < self.parameters.num_batch_threads:
+                for queue_key, queue in self._queues.items():
+                    if self._stopping or self._ready(queue, now):
+                        return self._take(queue_key, queue)
+                    due = _due(queue)
+                    wait = due - now if wait is None else min(wait, due - now)
+            if self._stopping and not self._queues:
                 return None
             self._changed.wait(wait)
 
-    def _process(self, key: Hashable, run: Run, batch: _Batch) -> None:
+    def _compute(self, key: Hashable, run: Run, batch: _Batch,
+                 parameters: BatchingParameters) -> None:
+        try:
+            self._process(key, run, batch, parameters)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify()
+
+    def _process(self, key: Hashable, run: Run, batch: _Batch,
+                 parameters: BatchingParameters) -> None:
         now = time.monotonic()
         expired = [task for task in batch.tasks if task.deadline is not None
                    and task.deadline <= now]
@@ -221,7 +258,7 @@ class BatchScheduler:
         if not tasks:
             return
         size = sum(task.size for task in tasks)
-        padded_size = self.parameters.padded_size(size)
+        padded_size = parameters.padded_size(size)
         if self._metrics is not None:
             self._metrics.record_batch(
                 processed_size=padded_size, padding_size=padded_size - size,
@@ -273,6 +310,20 @@ class BatchScheduler:
                 arrays.append(np.repeat(arrays[0][:1], extra, axis=0))
             merged[name] = np.concatenate(arrays)
         return merged
+
+
+def _due(queue: _Queue) -> float:
+    """When the first batch of `queue` runs even if not full."""
+    return queue.batches[0].opened + queue.parameters.batch_timeout_micros / 1e6
+
+
+def _shapes(feeds: Feeds, padded: bool) -> tuple:
+    """What calls must share to be merged, besides their key: every input's dimensions after
+    the first, or only their number when they are `padded` (and not empty, as padding copies
+    an element)."""
+    if padded and all(a.size for a in feeds.values()):
+        return tuple((name, array.ndim) for name, array in sorted(feeds.items()))
+    return tuple((name, array.shape[1:]) for name, array in sorted(feeds.items()))
 
 
 def _batch_size(feeds: Feeds) -> int | None:

@@ -85,7 +85,9 @@ class BatchingParameters:
         return next((allowed for allowed in self.allowed_batch_sizes if allowed >= size), size)
 
 
-def _message_class():
+def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The file declaring TF Serving's `tensorflow.serving.BatchingParameters` (it imports
+    `google/protobuf/wrappers.proto`), to add to a descriptor pool."""
     label = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
     file = descriptor_pb2.FileDescriptorProto(
         name="seqzoo/batching_parameters.proto", package="tensorflow.serving", syntax="proto3",
@@ -104,19 +106,21 @@ def _message_class():
                       label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
     message.field.add(name="pad_variable_length_inputs", number=7, label=label,
                       type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL)
+    return file
+
+
+def _message_class():
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    pool.Add(file)
+    pool.Add(file_descriptor())
     return message_factory.GetMessageClass(
         pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
 
 
-def read_batching_parameters(path) -> BatchingParameters:
-    """The `BatchingParameters` of TF Serving's `--batching_parameters_file` at `path`, TF
-    Serving's defaults for the fields it leaves out; ValueError naming the field for a file
-    that does not parse or holds a bad value."""
-    message = read_text_proto(path, _message_class()(), "batching parameters",
-                              "max_batch_size { value: 32 } batch_timeout_micros { value: 1000 }")
+def from_message(message, where: str) -> BatchingParameters:
+    """The `BatchingParameters` of a parsed `tensorflow.serving.BatchingParameters` message, TF
+    Serving's defaults for the fields it leaves out; a ValueError starting with `where` (the
+    file it came from) and naming the field for a bad value."""
     wrapped = {field.name: getattr(message, field.name).value
                for field in message.DESCRIPTOR.fields
                if field.message_type is not None and message.HasField(field.name)}
@@ -125,4 +129,13 @@ def read_batching_parameters(path) -> BatchingParameters:
             **wrapped, allowed_batch_sizes=tuple(message.allowed_batch_sizes),
             pad_variable_length_inputs=message.pad_variable_length_inputs)
     except ValueError as err:
-        raise ValueError(f"Batching parameters file {str(path)!r}: {err}") from None
+        raise ValueError(f"{where}: {err}") from None
+
+
+def read_batching_parameters(path) -> BatchingParameters:
+    """The `BatchingParameters` of TF Serving's `--batching_parameters_file` at `path`, TF
+    Serving's defaults for the fields it leaves out; ValueError naming the field for a file
+    that does not parse or holds a bad value."""
+    message = read_text_proto(path, _message_class()(), "batching parameters",
+                              "max_batch_size { value: 32 } batch_timeout_micros { value: 1000 }")
+    return from_message(message, f"Batching parameters file {str(path)!r}")

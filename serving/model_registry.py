@@ -12,11 +12,12 @@ import time
 import grpc
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from seqzoo.serving.batch_scheduler import BatchScheduler
-from seqzoo.serving.batching_parameters import BatchingParameters
+from seqzoo.serving.batching_parameters import BatchingParameters, read_batching_parameters
 from seqzoo.serving.servable import Servable
 from seqzoo.serving.serving_error import ServingError
 from seqzoo.serving.serving_metrics import ServingMetrics
@@ -27,6 +28,8 @@ State = get_model_status_pb2.ModelVersionStatus.State
 # Read at every request: the enum wrapper's attribute lookup costs more than the rest of `get`.
 _AVAILABLE = State.AVAILABLE
 PLATFORM = "tensorflow"
+# TF Serving's per-model batching parameters, in a version directory.
+PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
 
 
 def numeric_versions(base_path: pathlib.Path) -> dict[int, pathlib.Path]:
@@ -69,6 +72,17 @@ def _error_of(err: Exception) -> ServingError:
     if isinstance(err, tf.errors.OpError):
         return ServingError.from_tf_error(err)
     return ServingError(grpc.StatusCode.UNKNOWN, f"{type(err).__name__}: {err}")
+
+
+def _per_model_batching_parameters(path: pathlib.Path) -> BatchingParameters | None:
+    """The parameters of the version's `batching_params.pbtxt`, None without one."""
+    file = path / PER_MODEL_BATCHING_FILE
+    if not file.is_file():
+        return None
+    try:
+        return read_batching_parameters(file)
+    except ValueError as err:
+        raise _invalid(str(err)) from None
 
 
 @dataclasses.dataclass
@@ -156,6 +170,14 @@ class ModelRegistry:
         batching: TF Serving's `BatchingParameters` (`--enable_batching`): concurrent predict
             calls of every served version are merged by one `BatchScheduler`
             (`.batch_scheduler`, its threads shared by all models); None runs each call alone.
+        session_config: the `tf.compat.v1.ConfigProto` every version's session is created with
+            (TF Serving's `session_config`); None: TensorFlow's defaults.
+        per_model_batching: TF Serving's `--enable_per_model_batching_parameters` (with
+            `batching`): a version is batched only if its directory holds a
+            `batching_params.pbtxt` (a text `BatchingParameters` read whole, TF Serving's
+            defaults for what it leaves out, its thread fields unused), by its parameters;
+            the batch threads stay those of `batching`. A file that does not parse makes
+            that version's load fail.
 
     Example:
     ```python
@@ -168,7 +190,12 @@ class ModelRegistry:
     def __init__(self, models_dir=None, *, model_name: str | None = None,
                  model_base_path=None, model_config_file=None,
                  allow_version_labels_for_unavailable_models: bool = False,
-                 batching: BatchingParameters | None = None):
+                 batching: BatchingParameters | None = None,
+                 session_config: config_pb2.ConfigProto | None = None,
+                 per_model_batching: bool = False):
+        if per_model_batching and batching is None:
+            raise ValueError("per_model_batching chooses each model's batching parameters; it "
+                             "needs batching (the batch threads) too.")
         given = [models_dir is not None, model_base_path is not None,
                  model_config_file is not None]
         if sum(given) != 1:
@@ -202,6 +229,8 @@ class ModelRegistry:
         self.metrics = ServingMetrics()  # load attempts here, requests in the servers
         self.batch_scheduler = (BatchScheduler(batching, self.metrics)
                                 if batching is not None else None)
+        self._session_config = session_config
+        self._per_model_batching = per_model_batching
         self._lock = threading.Lock()  # guards _config, _models and _labels
         self._changing = threading.Lock()  # one poll or reload at a time
 
@@ -267,7 +296,12 @@ class ModelRegistry:
     def _load(self, name: str, number: int, entry: _Version) -> None:
         start = time.perf_counter()
         try:
-            servable = Servable(name, number, entry.path, self.batch_scheduler)
+            scheduler, parameters = self.batch_scheduler, None
+            if self._per_model_batching:
+                parameters = _per_model_batching_parameters(entry.path)
+                scheduler = scheduler if parameters is not None else None
+            servable = Servable(name, number, entry.path, scheduler, self._session_config,
+                                parameters)
             replayed = servable.warmup()
         except Exception as err:  # a broken version must not take the server down
             self.metrics.record_load(str(entry.path), False, time.perf_counter() - start)

@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 from seqzoo.serving.batch_scheduler import BatchScheduler
+from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.serving_error import ServingError
 
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
@@ -104,6 +105,10 @@ class Servable:
         version: the version number (the name of its directory).
         path: the version directory (holding `saved_model.pb`).
         batch_scheduler: a `BatchScheduler` that merges `predict` calls, or None.
+        session_config: the `tf.compat.v1.ConfigProto` of the session (TF Serving's
+            `session_config`: thread pools, executor); None: TensorFlow's defaults.
+        batching_parameters: how this version's calls are batched (TF Serving's per-model
+            `batching_params.pbtxt`); None: the batch scheduler's own parameters.
 
     Example:
     ```python
@@ -114,12 +119,14 @@ class Servable:
     """
 
     def __init__(self, name: str, version: int, path: str | pathlib.Path,
-                 batch_scheduler: BatchScheduler | None = None):
+                 batch_scheduler: BatchScheduler | None = None,
+                 session_config: config_pb2.ConfigProto | None = None,
+                 batching_parameters: BatchingParameters | None = None):
         self.name = name
         self.version = int(version)
         self.path = pathlib.Path(path)
         self._graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=self._graph)
+        self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         try:
             with self._graph.as_default(), _quiet_tensorflow_logger():
                 meta_graph = tf.compat.v1.saved_model.loader.load(
@@ -140,6 +147,7 @@ class Servable:
         self._callables: dict[tuple, object] = {}
         self._lock = threading.Lock()
         self._batch_scheduler = batch_scheduler
+        self._batching_parameters = batching_parameters
         self._load_number = next(_LOADS)
         self._batched_signatures = {key for key, signature in self.signature_defs.items()
                                     if _has_batch_dimension(signature)}
@@ -261,7 +269,7 @@ class Servable:
             # must not keep alive): a reload of the same version never shares its batches.
             values = self._batch_scheduler.run(
                 (self.name, self.version, self._load_number, key, fetches), feeds,
-                lambda merged: self._run(merged, fetches), deadline)
+                lambda merged: self._run(merged, fetches), deadline, self._batching_parameters)
         else:
             values = self._run(feeds, fetches)
         return {name: _as_array(value) for name, value in zip(wanted, values)}

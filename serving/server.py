@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from tensorflow.core.protobuf import config_pb2
+
 from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.grpc_server import GrpcServer
 from seqzoo.serving.model_registry import ModelRegistry
@@ -51,6 +53,12 @@ class ModelServer:
         batching: TF Serving's `BatchingParameters` (`--enable_batching`,
             `--batching_parameters_file`): concurrent predict requests over both protocols are
             merged into batched model calls; None (the default) runs each alone.
+        session_config: the `tf.compat.v1.ConfigProto` of every model's session (TF Serving's
+            `--tensorflow_*_parallelism` flags, or `session_config` in
+            `--platform_config_file`); None: TensorFlow's defaults.
+        per_model_batching: TF Serving's `--enable_per_model_batching_parameters` (with
+            `batching`): only versions whose directory holds a `batching_params.pbtxt` are
+            batched, by its parameters, on the batch threads of `batching`.
 
     Example:
     ```python
@@ -68,7 +76,9 @@ class ModelServer:
                  rest_limits: RestLimits | None = None, rest_num_threads: int | None = None,
                  grpc_max_threads: int = 8,
                  grpc_arguments: dict[str, int | str] | None = None,
-                 metrics_path: str | None = None, batching: BatchingParameters | None = None):
+                 metrics_path: str | None = None, batching: BatchingParameters | None = None,
+                 session_config: config_pb2.ConfigProto | None = None,
+                 per_model_batching: bool = False):
         for key, value in (("poll_seconds", poll_seconds),
                            ("config_poll_seconds", config_poll_seconds)):
             if value < 0:
@@ -79,7 +89,8 @@ class ModelServer:
             models_dir, model_name=model_name, model_base_path=model_base_path,
             model_config_file=model_config_file,
             allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
-            batching=batching)
+            batching=batching, session_config=session_config,
+            per_model_batching=per_model_batching)
         self.host = host
         self._requested_ports = (rest_port, grpc_port)
         self._rest_options = {"limits": rest_limits, "metrics_path": metrics_path,

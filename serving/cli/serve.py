@@ -70,6 +70,26 @@ def register(subparsers) -> None:
                              "max_batch_size { value: 32 } batch_timeout_micros { value: 2000 }; "
                              "default: TF Serving's (max_batch_size 1000, batch_timeout_micros "
                              "0, max_enqueued_batches 10, a batch thread per core)")
+    parser.add_argument("--enable_per_model_batching_parameters", type=_boolean, nargs="?",
+                        const=True, default=False,
+                        help="with --enable_batching, batch only the model versions whose "
+                             "directory holds a batching_params.pbtxt, by its parameters; the "
+                             "batch threads stay those of --batching_parameters_file (TF "
+                             "Serving's flag)")
+    for flag, pools in (("session", "both thread pools (intra- and inter-op)"),
+                        ("intra_op", "threads one op may use"),
+                        ("inter_op", "ops run at once")):
+        parser.add_argument(
+            f"--tensorflow_{flag}_parallelism", type=_non_negative(int), default=0,
+            help=f"TensorFlow session threads of every model: {pools}; 0 (default): "
+                 "TensorFlow chooses. As in TF Serving, the intra/inter-op flags win over "
+                 "--tensorflow_session_parallelism (all three together are refused)")
+    parser.add_argument("--platform_config_file", default=None,
+                        help="TF Serving platform config (text PlatformConfigMap): the "
+                             "session_config (any ConfigProto, e.g. inter_op_parallelism_threads: "
+                             "-1 runs ops in the calling thread) and batching_parameters of the "
+                             "tensorflow platform; replaces --enable_batching, "
+                             "--batching_parameters_file and --tensorflow_*_parallelism")
     parser.add_argument("--drain_timeout_seconds", type=_non_negative(float), default=20.0,
                         help="on SIGTERM or Ctrl-C, how long requests already accepted may take "
                              "to finish before the server exits (default: 20)")
@@ -133,6 +153,7 @@ def run(args) -> int:
         from seqzoo.serving.serving_metrics import read_monitoring_config
 
         metrics_path = read_monitoring_config(args.monitoring_config_file)
+    session_threads = _session_threads(args)
     batching = _batching_parameters(args)
     use_models_dir = args.model_base_path is None and args.model_config_file is None
     models_dir = (args.models_dir or "models") if use_models_dir else None
@@ -158,6 +179,18 @@ def run(args) -> int:
     from seqzoo.serving.rest_limits import RestLimits
     from seqzoo.serving.server import ModelServer
 
+    session_config = None
+    if args.platform_config_file is not None:
+        from seqzoo.serving.platform_config import read_platform_config
+
+        platform = read_platform_config(args.platform_config_file)
+        session_config, batching = platform.session_config, platform.batching
+    elif any(session_threads):
+        from tensorflow.core.protobuf import config_pb2
+
+        session_config = config_pb2.ConfigProto(intra_op_parallelism_threads=session_threads[0],
+                                                inter_op_parallelism_threads=session_threads[1])
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = ModelServer(
         models_dir,
@@ -172,7 +205,8 @@ def run(args) -> int:
                                max_elements=args.rest_api_max_elements),
         rest_num_threads=args.rest_api_num_threads,
         grpc_max_threads=args.grpc_max_threads, grpc_arguments=args.grpc_channel_arguments,
-        metrics_path=metrics_path, batching=batching,
+        metrics_path=metrics_path, batching=batching, session_config=session_config,
+        per_model_batching=args.enable_per_model_batching_parameters,
     )
     server.start()
     loaded = {name: server.registry.versions(name) for name in server.registry.names()}
@@ -190,6 +224,34 @@ def run(args) -> int:
     return 0
 
 
+def _session_threads(args) -> tuple[int, int]:
+    """The (intra-op, inter-op) thread counts of every session, chosen from the three flags as
+    TF Serving chooses (0: TensorFlow's default)."""
+    flags = ("--tensorflow_session_parallelism", "--tensorflow_intra_op_parallelism",
+             "--tensorflow_inter_op_parallelism")
+    session, intra, inter = (args.tensorflow_session_parallelism,
+                             args.tensorflow_intra_op_parallelism,
+                             args.tensorflow_inter_op_parallelism)
+    if args.platform_config_file is not None:
+        # TF Serving ignores these without a word; here a flag that would do nothing is refused.
+        given = [flag for flag, value in zip(flags, (session, intra, inter)) if value]
+        given += ["--enable_batching"] * bool(args.enable_batching)
+        given += (["--enable_per_model_batching_parameters"]
+                  * bool(args.enable_per_model_batching_parameters))
+        if given:
+            raise ValueError(f"--platform_config_file sets the session config and batching; "
+                             f"{', '.join(given)} would be ignored (as in TF Serving): set them in "
+                             "the file's session_config and batching_parameters instead.")
+        return 0, 0
+    if session and intra and inter:
+        raise ValueError("Give either --tensorflow_session_parallelism or "
+                         "--tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism, "
+                         "not all three.")
+    if intra or inter:
+        return intra, inter
+    return session, session
+
+
 def _batching_parameters(args):
     """The `BatchingParameters` the flags ask for (None without --enable_batching), read
     before TensorFlow loads so that a bad file is refused at once."""
@@ -200,6 +262,9 @@ def _batching_parameters(args):
             # TF Serving refuses this too: the file would silently do nothing.
             raise ValueError("--batching_parameters_file is given without --enable_batching; "
                              "add --enable_batching to batch requests.")
+        if args.enable_per_model_batching_parameters:
+            raise ValueError("--enable_per_model_batching_parameters is given without "
+                             "--enable_batching; add --enable_batching to batch requests.")
         return None
     if args.batching_parameters_file is None:
         return batching_parameters.BatchingParameters(

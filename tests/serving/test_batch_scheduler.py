@@ -195,3 +195,16 @@ def test_a_call_whose_deadline_passes_in_the_queue_is_not_computed():
     assert results["late"] == grpc.StatusCode.DEADLINE_EXCEEDED
     assert results["patient"][0].tolist() == [1.0]
     assert calls == [(1, 1)]
+
+
+def test_a_call_finding_a_batch_thread_idle_is_computed_in_its_own_thread():
+    def computed_in(feeds):
+        return [np.array([threading.current_thread().name] * len(feeds["x"]))]
+
+    batches = scheduler(max_batch_size=8)
+    one = np.ones((1, 1), np.float32)
+    assert batches.run("k", {"x": one}, computed_in)[0].tolist() == [
+        threading.current_thread().name]
+    # Calls that queue while every batch slot is taken are merged and run by a batch thread.
+    results = run_queued(batches, [one, one], computed_in)
+    assert [result[0].tolist() for result in results] == [["batch_threads-0"]] * 2
