@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 
 _LOGGED = set()
 
-# Smaller slices cost more in per-step overhead than a second core gives back (measured: see
-# the README's recurrent bench).
+# Every slice's loop pays a whole batch's per-step costs (launches, a matrix product too small
+# to run at full speed), so small slices cost more than a second core gives back. 16 is from
+# loaded measurements only (a batch of 16 in two slices: 0.9x-1.2x of one chain's speed).
 MIN_SLICE = 16
 
 
@@ -152,7 +153,9 @@ def batch_slices(batch) -> list[int]:
 
 def _cores() -> int:
     """The cores this process may run on: TensorFlow's default for both thread pools."""
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # macOS and Windows have no affinity call
 
 
 def _time_major_steps(sequences, mask, go_backwards):
