@@ -6,6 +6,8 @@ recurrent layer on a random batch, for GRU and LSTM, unidirectional and bidirect
   `BidirectionalEncoder`, unidirectional the zoo's `LSTM`/`GRU` (Keras's layers with the
   hoisted-projection CPU kernel of `seqzoo.zoo.layers.hoisted_recurrence`, whose loops train
   XLA-compiled), which the zoo's models use;
+- zoo 1 chain: the same with the batch in one chain of compiled loops, not one slice per core
+  (`hoisted_recurrence.batch_slices`); "chains vs 1" is what the slicing gains;
 - zoo XLA: the same step compiled by XLA (`train.jit_compile=auto` or `on`);
 - Keras: `keras.layers.Bidirectional` (or the bare layer), compiled as `model.fit` compiles it by
   default on a machine without GPU (a `tf.function`, no XLA);
@@ -25,6 +27,7 @@ import argparse
 import logging
 import os
 from logging.handlers import BufferingHandler
+from unittest import mock
 
 import keras
 import numpy as np
@@ -144,14 +147,20 @@ def _print_table(shapes, args, has_torch) -> None:
     print(f"recurrent bench: ms per train step (forward, backward, Adam on a random batch), "
           f"{args.steps} steps x {args.rounds} rounds per path, taking turns; zoo = as `seqzoo "
           f"train` runs it by default, Keras = as model.fit compiles it on a CPU")
-    header = (f"{'layer':<10}{'shape b,t,in,units':>20}{'zoo':>9}{'zoo XLA':>9}{'Keras':>9}"
-              f"{'PyTorch':>9}{'zoo vs Keras':>14}{'XLA vs Keras':>14}{'zoo vs PyTorch':>16}")
+    header = (f"{'layer':<10}{'shape b,t,in,units':>20}{'zoo':>8}{'1 chain':>8}{'zoo XLA':>8}"
+              f"{'Keras':>8}{'PyTorch':>8}{'zoo vs Keras':>13}{'XLA vs Keras':>13}"
+              f"{'zoo vs PyTorch':>15}{'chains vs 1':>12}")
     print(header)
     for direction, batch, time_steps, features, units in shapes:
         x = np.random.default_rng(0).normal(size=(batch, time_steps, features)).astype("float32")
         for cell in ("gru", "lstm"):
+            one_chain = _keras_step(_zoo_layer(cell, direction, units), jit_compile=False)
+            # Traced (by its first call) while no batch is large enough to slice.
+            with mock.patch.object(hoisted_recurrence, "MIN_SLICE", batch + 1):
+                one_chain(x)
             calls = {
                 "zoo": _keras_step(_zoo_layer(cell, direction, units), jit_compile=False),
+                "1 chain": one_chain,
                 "zoo XLA": _keras_step(_zoo_layer(cell, direction, units), jit_compile=True),
                 "Keras": _keras_step(_keras_layer(cell, direction, units), jit_compile=False),
             }
@@ -159,11 +168,12 @@ def _print_table(shapes, args, has_torch) -> None:
                 calls["PyTorch"] = _torch_step(cell, direction, features, units)
             rates = interleaved_rates(calls, [x] * args.steps, args.rounds)
             ms = {key: 1000.0 * batch / rate for key, rate in rates.items()}
-            torch_ms = f"{ms['PyTorch']:>9.1f}" if has_torch else f"{'absent':>9}"
-            versus_torch = (f"{ms['PyTorch'] / ms['zoo']:>15.2f}x" if has_torch
-                            else f"{'-':>16}")
+            torch_ms = f"{ms['PyTorch']:>8.1f}" if has_torch else f"{'absent':>8}"
+            versus_torch = (f"{ms['PyTorch'] / ms['zoo']:>14.2f}x" if has_torch
+                            else f"{'-':>15}")
             print(f"{direction[:3] + ' ' + cell.upper():<10}"
                   f"{f'{batch},{time_steps},{features},{units}':>20}"
-                  f"{ms['zoo']:>9.1f}{ms['zoo XLA']:>9.1f}{ms['Keras']:>9.1f}{torch_ms}"
-                  f"{ms['Keras'] / ms['zoo']:>13.2f}x{ms['Keras'] / ms['zoo XLA']:>13.2f}x"
-                  f"{versus_torch}")
+                  f"{ms['zoo']:>8.1f}{ms['1 chain']:>8.1f}{ms['zoo XLA']:>8.1f}{ms['Keras']:>8.1f}"
+                  f"{torch_ms}{ms['Keras'] / ms['zoo']:>12.2f}x"
+                  f"{ms['Keras'] / ms['zoo XLA']:>12.2f}x{versus_torch}"
+                  f"{ms['1 chain'] / ms['zoo']:>11.2f}x")

@@ -19,6 +19,12 @@ step and replays them one small op at a time. Here:
   its few thousand elements across threads that costs more than the arithmetic; an LSTM step has
   some 30 of them each way. Compiled, a step is one matrix product and a few fused elementwise
   kernels.
+- compiled, a chain of loops still runs mostly on one core: a step's `[batch, units]` matrix
+  product is too small to share. So training splits the batch into as many slices as
+  TensorFlow has threads (`batch_slices`: slices of at least `MIN_SLICE` examples), each slice
+  its own forward and backward loop with the weights shared, and TensorFlow's executor runs
+  the chains at once. Rows of a batch never interact in a recurrence, so the results are the
+  unsliced ones; the weight gradients of the slices add up.
 
 Every op outside training is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`,
 elementwise ops), so SavedModels holding it serve anywhere TensorFlow does; exports never hold
@@ -35,6 +41,7 @@ first valid step), and the final state is the state after the last valid step.
 from __future__ import annotations
 
 import logging
+import os
 
 import keras
 import tensorflow as tf
@@ -45,6 +52,11 @@ from seqzoo.zoo.layers.portable_rnn import exporting
 log = logging.getLogger(__name__)
 
 _LOGGED = set()
+
+# Every slice's loop pays a whole batch's per-step costs (launches, a matrix product too small
+# to run at full speed), so small slices cost more than a second core gives back. 16 is from
+# loaded measurements only (a batch of 16 in two slices: 0.9x-1.2x of one chain's speed).
+MIN_SLICE = 16
 
 
 def _log_once(layer, kernel: str) -> None:
@@ -124,6 +136,28 @@ def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, 
     return _run(layer, sequences, list(initial_state), mask, compiled)
 
 
+def batch_slices(batch) -> list[int]:
+    """The sizes of the batch slices the compiled loops of a `batch` run on, each slice its own
+    chain of forward and backward loops: as many as TensorFlow has threads to run them at once
+    (the fewer of its intra-op and inter-op threads), each of at least `MIN_SLICE` examples,
+    e.g. `[16, 16]` for 32 on 2 cores, `[batch]` for small batches or a single thread.
+
+    Why: a step's `[batch, units] @ recurrent_kernel` is too small for a compiled loop to keep
+    two cores busy, so one chain runs mostly on one core; independent chains keep them all.
+    """
+    threads = min(tf.config.threading.get_intra_op_parallelism_threads() or _cores(),
+                  tf.config.threading.get_inter_op_parallelism_threads() or _cores())
+    count = max(1, min(threads, batch // MIN_SLICE))
+    return [batch // count + (index < batch % count) for index in range(count)]
+
+
+def _cores() -> int:
+    """The cores this process may run on: TensorFlow's default for both thread pools."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # macOS and Windows have no affinity call
+
+
 def _time_major_steps(sequences, mask, go_backwards):
     """The inputs `[time, batch, in]` in processing order, valid steps first when masked, and
     the processing-order mask `[batch, time]` (None without a mask)."""
@@ -157,13 +191,23 @@ def _run(layer, sequences, initial_state, mask, compiled):
         cell.kernel, cell.recurrent_kernel, cell.bias))
     steps, valid = _time_major_steps(sequences, mask, layer.go_backwards)
     if isinstance(cell, keras.layers.LSTMCell):
-        sequences_of_states = _recurrence(_lstm_forward, _lstm_backward, compiled,
-                                          _project(steps, kernel, bias), initial_state[0],
-                                          initial_state[1], recurrent_kernel)
+        functions, projected, weights = ((_lstm_forward, _lstm_backward),
+                                         _project(steps, kernel, bias), [recurrent_kernel])
     else:
-        sequences_of_states = _recurrence(_gru_forward, _gru_backward, compiled,
-                                          _project(steps, kernel, bias[0]), initial_state[0],
-                                          recurrent_kernel, bias[1])
+        functions, projected, weights = ((_gru_forward, _gru_backward),
+                                         _project(steps, kernel, bias[0]),
+                                         [recurrent_kernel, bias[1]])
+    sizes = batch_slices(projected.shape[1]) if compiled else [None]
+    if len(sizes) == 1:
+        sequences_of_states = _recurrence(*functions, compiled, projected, *initial_state,
+                                          *weights)
+    else:
+        # One chain of compiled loops per slice, which TensorFlow's executor runs in
+        # parallel; the weight gradients of the slices add up where the weights are shared.
+        slices = zip(tf.split(projected, sizes, axis=1),
+                     *(tf.split(state, sizes, axis=0) for state in initial_state))
+        chains = [_recurrence(*functions, compiled, *inputs, *weights) for inputs in slices]
+        sequences_of_states = [tf.concat(pieces, axis=1) for pieces in zip(*chains)]
     hidden = sequences_of_states[0]
 
     if valid is None:

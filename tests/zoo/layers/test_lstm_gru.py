@@ -85,15 +85,32 @@ def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards
     _assert_equal_to_keras(cell, mask_name, go_backwards)
 
 
-@pytest.mark.parametrize("cell, mask_name, go_backwards", [("lstm", "holes", True),
-                                                        ("gru", "right", False)])
-def test_training_runs_xla_compiled_loops_equal_to_keras(cell, mask_name, go_backwards, caplog,
-                                                         monkeypatch):
+@pytest.mark.parametrize("cell, mask_name, go_backwards, cores", [("lstm", "holes", True, 3),
+                                                               ("gru", "right", False, 1)])
+def test_training_runs_xla_compiled_loops_equal_to_keras(cell, mask_name, go_backwards, cores,
+                                                         caplog, monkeypatch):
+    """On 3 cores, 3 chains of compiled loops over uneven batch slices (2, 1 and 1 examples,
+    sequences of different lengths); on 1 core, one chain."""
     monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
+    monkeypatch.setattr(hoisted_recurrence, "MIN_SLICE", 1)
+    monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: cores)
     caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
     _assert_equal_to_keras(cell, mask_name, go_backwards, training=True)
     assert (f"seqzoo {ZOO[cell].__name__} runs the hoisted-projection CPU, XLA-compiled loops "
             "kernel.") in [r.getMessage() for r in caplog.records]
+    layer = ZOO[cell](UNITS)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    graph = step.get_concrete_function(tf.zeros([BATCH, TIME, FEATURES])).graph
+    compiled = [op.get_attr("f").name.split(f"_{cell}_")[1].split("_")[0]
+                for op in graph.get_operations()
+                if op.type == "PartitionedCall" and op.get_attr("_XlaMustCompile")]
+    assert sorted(compiled) == ["backward"] * cores + ["forward"] * cores
 
 
 def test_training_on_a_time_axis_of_varying_length_keeps_the_standard_op_loops(caplog,
@@ -189,3 +206,13 @@ def test_logs_the_kernel_once_and_falls_back_to_keras_for_other_arguments(cell, 
     _pair(cell)[0](x)
     assert f"seqzoo {name} runs the hoisted-projection CPU kernel." in [
         r.getMessage() for r in caplog.records]
+
+
+def test_batch_slices_one_per_thread_of_at_least_min_slice_examples(monkeypatch):
+    monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 2)
+    minimum = hoisted_recurrence.MIN_SLICE
+    assert hoisted_recurrence.batch_slices(2 * minimum) == [minimum, minimum]
+    assert hoisted_recurrence.batch_slices(2 * minimum + 1) == [minimum + 1, minimum]
+    assert hoisted_recurrence.batch_slices(2 * minimum - 1) == [2 * minimum - 1]
+    monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 1)
+    assert hoisted_recurrence.batch_slices(8 * minimum) == [8 * minimum]
