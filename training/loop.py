@@ -119,7 +119,8 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
         print(f"The run already reached train.steps={config.train.steps}; evaluating its "
               "checkpoint (--steps N trains it further).", flush=True)
     display = ProgressDisplay(config.train.steps) if progress and chief else None
-    workers = WorkerGroup(strategy, config.train.worker_timeout, checkpoints.step)
+    workers = WorkerGroup(strategy, config.train.worker_timeout, checkpoints.step,
+                          scratch=None if chief else out.path)
     with workers.stopping_together(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
         try:
             with display or contextlib.nullcontext():

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -61,6 +62,8 @@ class WorkerGroup:
         strategy: the run's `tf.distribute.Strategy`.
         timeout: `train.worker_timeout`, the seconds the steps may stall; None: no limit.
         step: the step variable the step function increments.
+        scratch: a directory this worker removes before it ends its own process when stuck
+            (the temporary output directory of a worker other than the chief); None: none.
 
     Example:
 
@@ -74,7 +77,7 @@ class WorkerGroup:
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, timeout: float | None = None,
-                 step: tf.Variable | None = None):
+                 step: tf.Variable | None = None, scratch: str | os.PathLike | None = None):
         resolver = getattr(strategy, "cluster_resolver", None)
         self.strategy = strategy
         self.in_cluster = resolver is not None and bool(resolver.cluster_spec().as_dict())
@@ -95,7 +98,7 @@ class WorkerGroup:
         self._heard_posted = False
         self._sigterm = threading.Event()
         self._interruptible = False
-        self._timeout, self._step = timeout, step
+        self._timeout, self._step, self._scratch = timeout, step, scratch
         # The calls of the step function so far, and whether one runs now.
         self._calls = 0
         self._stepping = threading.Event()
@@ -226,6 +229,9 @@ class WorkerGroup:
         print(f"seqzoo train: error: this worker ({me}) made no progress for {self._timeout} s, "
               "stuck outside the collectives (e.g. reading its data); it stops. Restart all "
               "workers to resume from the last checkpoint.", file=sys.stderr, flush=True)
+        if self._scratch:
+            # `os._exit` skips the `finally` blocks that would remove it.
+            shutil.rmtree(self._scratch, ignore_errors=True)
         os._exit(1)
 
     def interruptible(self, function, *args):

@@ -331,3 +331,5 @@ def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp
     assert stuck_status == 1, stuck
     assert ("this worker (worker 1) made no progress for 3 s, stuck outside the collectives "
             "(e.g. reading its data); it stops." in stuck), stuck
+    # Its temporary output directory is gone with it.
+    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
