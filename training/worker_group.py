@@ -125,9 +125,13 @@ class WorkerGroup:
         def watch(done: threading.Event):
             if _wait_for_key(self._stop_key, done):
                 self._hear_stop()
-                if self._interruptible:
-                    # The handler above, in the main thread, ends the interruptible call.
+                # The handler above, in the main thread, ends the interruptible call; signalled
+                # again until it has, since the exception the handler raises is sometimes lost
+                # inside the call (in about one final evaluation of the toy task in ten, the
+                # evaluation went on).
+                while self._interruptible and not done.is_set():
                     signal.pthread_kill(main, signal.SIGTERM)
+                    done.wait(0.5)
 
         previous = signal.signal(signal.SIGTERM, handler)
         done = threading.Event()
