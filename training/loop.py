@@ -10,6 +10,7 @@ its latest checkpoint, past the batches already seen (see `run_directory.py`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from seqzoo.training import config as run_config
 from seqzoo.training.checkpoints import Checkpoints
 from seqzoo.training.early_stopping import EarlyStopping
 from seqzoo.training.progress_display import ProgressDisplay, run_summary
-from seqzoo.training.recurrent_kernels import kernel_report
+from seqzoo.training.recurrent_kernels import kernel_report, reported_kernels
 from seqzoo.training.run_directory import RunDirectory
 from seqzoo.training.strategy import check_workers_agree, is_chief, make_strategy, worker_id
 from seqzoo.training.tasks import build_task
@@ -112,19 +113,18 @@ def _train(strategy, config, run, out, *, chief, progress, fresh):
         print("Interrupted before training started; no checkpoint was written.", flush=True)
         raise
     step = checkpoints.current_step
-    report = kernel_report(model, len(tf.config.list_logical_devices("GPU")))
-    if chief and report:
-        print(report, flush=True)
     if chief and step >= config.train.steps:
         print(f"The run already reached train.steps={config.train.steps}; evaluating its "
               "checkpoint (--steps N trains it further).", flush=True)
     display = ProgressDisplay(config.train.steps) if progress and chief else None
-    workers = WorkerGroup(strategy, config.train.worker_timeout, checkpoints.step)
+    workers = WorkerGroup(strategy, config.train.worker_timeout, checkpoints.step,
+                          scratch=None if chief else out.path)
     with workers.stopping_together(), contextlib.closing(TrainingLog(out.logs_dir, display)) as log:
         try:
             with display or contextlib.nullcontext():
                 run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log,
-                          config.train, workers)
+                          config.train, workers,
+                          on_traced=functools.partial(_print_kernels, model) if chief else None)
         except KeyboardInterrupt:
             _report_interrupt(checkpoints, run)
             raise
@@ -174,8 +174,16 @@ def _prepare(strategy, config, run, out, *, fresh):
     return task, model, optimizer, checkpoints, early_stopping
 
 
+def _print_kernels(model, reported):
+    """Prints the line naming the kernel each recurrent layer of `model` trains with, if it
+    has any, given what the layers `reported` while the step traced."""
+    report = kernel_report(model, len(tf.config.list_logical_devices("GPU")), reported)
+    if report:
+        print(report, flush=True)
+
+
 def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log, train,
-              workers):
+              workers, on_traced=None):
     """Trains from the restored step up to `train.steps`, then saves a checkpoint.
 
     Every step takes one batch per replica; the window means go to `log` every
@@ -184,6 +192,9 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
     `early_stopping` may end the run before `train.steps`. After each call of the step
     function, and during and after each evaluation, the run stops if a worker of the
     `WorkerGroup` `workers` got SIGTERM.
+
+    After the first call of the step function, `on_traced` (if given) is called with the
+    kernels the recurrent layers reported while it traced (see `reported_kernels`).
 
     Raises:
         ValueError: the loss became NaN or infinite (the last good checkpoint is kept).
@@ -202,8 +213,12 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
     current = start
     while current < train.steps:
         started = time.perf_counter()
-        with workers.stepping():
+        with workers.stepping(), (reported_kernels() if on_traced
+                                  else contextlib.nullcontext()) as reported:
             loss, metrics = train_step(batches, _steps_to_next_stop(current, train))
+        if on_traced:
+            on_traced(reported)
+            on_traced = None
         loss = float(loss)
         # The step function stops after a non-finite loss, so the step variable names it.
         done, current = checkpoints.current_step - current, checkpoints.current_step

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -40,7 +41,9 @@ class WorkerGroup:
       every worker saves the checkpoint of the same step and exits, and a restart resumes there.
       The signalled worker also posts it to TensorFlow's coordination service, where every
       worker watches for it, so that host work without collectives (an evaluation, run through
-      `interruptible`) ends at once on every worker.
+      `interruptible`) ends at once on every worker. The worker that leads the service (whose
+      exit ends it) leaves only once every other worker has heard the stop (each says so in
+      the service) or is gone, waiting at most `timeout` seconds for them.
     - A worker that dies without notice (SIGKILL, a lost machine) or stops altogether
       (SIGSTOP) misses the heartbeats of TensorFlow's coordination service; after
       `train.worker_timeout` seconds the others' collectives fail with one of `failures`, which
@@ -59,6 +62,8 @@ class WorkerGroup:
         strategy: the run's `tf.distribute.Strategy`.
         timeout: `train.worker_timeout`, the seconds the steps may stall; None: no limit.
         step: the step variable the step function increments.
+        scratch: a directory this worker removes before it ends its own process when stuck
+            (the temporary output directory of a worker other than the chief); None: none.
 
     Example:
 
@@ -72,7 +77,7 @@ class WorkerGroup:
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, timeout: float | None = None,
-                 step: tf.Variable | None = None):
+                 step: tf.Variable | None = None, scratch: str | os.PathLike | None = None):
         resolver = getattr(strategy, "cluster_resolver", None)
         self.strategy = strategy
         self.in_cluster = resolver is not None and bool(resolver.cluster_spec().as_dict())
@@ -88,9 +93,12 @@ class WorkerGroup:
                          ) if self.in_cluster else ()
         run = next(_RUNS) if self.in_cluster else None
         self._stop_key, self._stuck_key = f"seqzoo_sigterm_{run}", f"seqzoo_stuck_{run}"
+        # Set by each worker but the leader once it heard the stop (see `_hear_stop`).
+        self._heard_key = f"seqzoo_sigterm_{run}_heard_by_{{}}_{{}}"
+        self._heard_posted = False
         self._sigterm = threading.Event()
         self._interruptible = False
-        self._timeout, self._step = timeout, step
+        self._timeout, self._step, self._scratch = timeout, step, scratch
         # The calls of the step function so far, and whether one runs now.
         self._calls = 0
         self._stepping = threading.Event()
@@ -109,17 +117,21 @@ class WorkerGroup:
             if not self.in_cluster:
                 raise KeyboardInterrupt(f"signal {signum}")
             if not self._sigterm.is_set():
-                self._sigterm.set()
                 _post(self._stop_key)
+                self._hear_stop()
             if self._interruptible:
                 raise _Interrupted(f"signal {signum}")
 
         def watch(done: threading.Event):
             if _wait_for_key(self._stop_key, done):
-                self._sigterm.set()
-                if self._interruptible:
-                    # The handler above, in the main thread, ends the interruptible call.
+                self._hear_stop()
+                # The handler above, in the main thread, ends the interruptible call; signalled
+                # again until it has, since the exception the handler raises is sometimes lost
+                # inside the call (in about one final evaluation of the toy task in ten, the
+                # evaluation went on).
+                while self._interruptible and not done.is_set():
                     signal.pthread_kill(main, signal.SIGTERM)
+                    done.wait(0.5)
 
         previous = signal.signal(signal.SIGTERM, handler)
         done = threading.Event()
@@ -133,6 +145,8 @@ class WorkerGroup:
             yield
         finally:
             done.set()
+            if self._sigterm.is_set() and self._me == self._leader:
+                self._await_peers_heard()
             signal.signal(signal.SIGTERM, previous)
 
     @contextlib.contextmanager
@@ -152,7 +166,40 @@ class WorkerGroup:
             return False
         # Not watched: after an evaluation, it waits for the slowest worker to finish its own.
         marks = self.strategy.run(lambda: tf.constant(float(self._sigterm.is_set())))
-        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)) > 0
+        if float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, marks, axis=None)) == 0:
+            return False
+        self._hear_stop()
+        return True
+
+    def _hear_stop(self) -> None:
+        """Takes note of a stop (a SIGTERM to this worker or another) and, once, says so in the
+        coordination service.
+
+        The worker that leads the service waits for that word from the others before it exits
+        after a stop (see `_await_peers_heard`).
+        """
+        self._sigterm.set()
+        if self._me != self._leader and not self._heard_posted:
+            self._heard_posted = True
+            _post(self._heard_key.format(*self._me))
+
+    def _await_peers_heard(self) -> None:
+        """Waits until every other worker has heard the stop or is gone, at most `timeout`
+        seconds (TensorFlow's heartbeat timeout without one).
+
+        The leader's exit ends the coordination service; a worker still evaluating then finds
+        it gone, which is also what it finds when a run ends normally with the leader done
+        first, so it would evaluate to the end instead of stopping.
+        """
+        deadline = time.monotonic() + (self._timeout or 10)
+        waiting = set(self._peers)
+        while waiting and time.monotonic() < deadline:
+            for peer in sorted(waiting):
+                # Only a refused probe says a worker is gone: under load, a busy one may answer
+                # late.
+                if (_read(self._heard_key.format(*peer), 200) is not None
+                        or isinstance(_probe(peer), tf.errors.UnavailableError)):
+                    waiting.discard(peer)
 
     def _watch_steps(self, done: threading.Event) -> None:
         """Ends a run whose steps stalled for `timeout` seconds (see the class docstring)."""
@@ -186,6 +233,9 @@ class WorkerGroup:
         print(f"seqzoo train: error: this worker ({me}) made no progress for {self._timeout} s, "
               "stuck outside the collectives (e.g. reading its data); it stops. Restart all "
               "workers to resume from the last checkpoint.", file=sys.stderr, flush=True)
+        if self._scratch:
+            # `os._exit` skips the `finally` blocks that would remove it.
+            shutil.rmtree(self._scratch, ignore_errors=True)
         os._exit(1)
 
     def interruptible(self, function, *args):
@@ -233,16 +283,7 @@ class WorkerGroup:
 
     def _silent_peers(self) -> set[tuple[str, str]]:
         """The other workers that do not answer a health probe within a second."""
-        from tensorflow.python.eager import context
-
-        silent = set()
-        for job, index in sorted(self._peers):
-            try:
-                context.context().check_collective_ops_peer_health(
-                    f"/job:{job}/replica:0/task:{index}", timeout_in_ms=1000)
-            except tf.errors.OpError:
-                silent.add((job, index))
-        return silent
+        return {peer for peer in sorted(self._peers) if _probe(peer) is not None}
 
 
 def _coordination_leader(resolver) -> tuple[str, str]:
@@ -252,6 +293,21 @@ def _coordination_leader(resolver) -> tuple[str, str]:
     leader = multi_worker_util.coordination_leader(resolver.cluster_spec())
     job, index = re.fullmatch(r"/job:(\w+)/replica:\d+/task:(\d+)", leader).groups()
     return job, index
+
+
+def _probe(task: tuple[str, str]) -> tf.errors.OpError | None:
+    """What a health probe of the worker `task` (job, index) fails with within a second: an
+    `UnavailableError` when its process is gone, a `DeadlineExceededError` when it does not
+    answer; None when it answers."""
+    from tensorflow.python.eager import context
+
+    job, index = task
+    try:
+        context.context().check_collective_ops_peer_health(
+            f"/job:{job}/replica:0/task:{index}", timeout_in_ms=1000)
+    except tf.errors.OpError as err:
+        return err
+    return None
 
 
 def _post(key: str, value: str = "1") -> None:

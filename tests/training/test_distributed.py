@@ -299,12 +299,11 @@ def test_workers_stop_together_in_evaluations_and_when_the_chief_freezes(tmp_pat
             worker.send_signal(signal.SIGCONT)
             worker.wait()
 
-    # Restarted, they resume there and train to the end; a SIGTERM to worker 1 in the final
-    # evaluation ends both, the final checkpoint kept and no metrics written. (Not the chief: it
-    # leads the coordination service, and when it exits before worker 1 has read the posted stop,
-    # worker 1 evaluates to the end; seen once in two full runs.)
+    # Restarted, they resume there and train to the end; a SIGTERM to the chief in the final
+    # evaluation ends both, the final checkpoint kept and no metrics written. The chief leads the
+    # coordination service, so it waits until worker 1 has heard the stop before it exits.
     final = saved + 3
-    for output in _sigterm_in_evaluation(tmp_path, run_dir, 1, *ENDLESS, "--steps", str(final),
+    for output in _sigterm_in_evaluation(tmp_path, run_dir, 0, *ENDLESS, "--steps", str(final),
                                          "--set", "train.eval_every=0"):
         assert f"Resuming from step {saved} " in output, output
         assert (f"Interrupted during the final evaluation; the checkpoint of step {final} is "
@@ -332,3 +331,5 @@ def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp
     assert stuck_status == 1, stuck
     assert ("this worker (worker 1) made no progress for 3 s, stuck outside the collectives "
             "(e.g. reading its data); it stops." in stuck), stuck
+    # Its temporary output directory is gone with it.
+    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]

@@ -54,3 +54,40 @@ def test_the_report_is_one_line_grouped_by_kernel_and_nothing_without_recurrent_
         "Recurrent kernels on 2 GPUs: cuDNN for backward_lstm, forward_lstm, keras_gru; Keras "
         "generic for gru_v1 (reset_after=False), ")
     assert kernel_report(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]), 1) is None
+
+
+def _traced(model, shape, reported_by):
+    """What the recurrent layers of `model` report while a train step on inputs of `shape`
+    traces (in a fresh record of what was logged: the layers log each kernel once per
+    process)."""
+    import tensorflow as tf
+
+    from seqzoo.training.recurrent_kernels import reported_kernels
+    from seqzoo.zoo.layers import hoisted_recurrence
+
+    reported_by.setattr(hoisted_recurrence, "_LOGGED", set())
+    with reported_kernels() as reported:
+        tf.function(lambda x: model(x, training=True)).get_concrete_function(
+            tf.TensorSpec(shape, tf.float32))
+    return reported
+
+
+def test_the_report_names_the_hoisted_variant_the_layers_trace(monkeypatch):
+    # Training on batches of a static shape runs the hoisted loops XLA-compiled, but for "plain",
+    # behind Keras's generic loop (whose outputs lose the static time axis); a time axis of
+    # varying length keeps the standard-op loops everywhere. The words are the layers' own.
+    model = _model()
+    static = _traced(model, (2, 5, 3), monkeypatch)
+    assert static["LSTM"] == {"hoisted-projection CPU, XLA-compiled loops",
+                              "Keras generic (activation=relu, recurrent_dropout=0.2)"}
+    generic = ("Keras generic for keras_gru (keras.layers.GRU), gru_v1 (reset_after=False), "
+               "dropped (activation=relu, recurrent_dropout=0.2), elman (ElmanCell)")
+    assert kernel_report(model, gpus=0, reported=static) == (
+        "Recurrent kernels on the CPU: hoisted-projection CPU, XLA-compiled loops for "
+        f"backward_lstm, forward_lstm; {generic}; hoisted-projection CPU for plain.")
+    varying = _traced(model, (2, None, 3), monkeypatch)
+    assert kernel_report(model, gpus=0, reported=varying) == (
+        "Recurrent kernels on the CPU: hoisted-projection CPU for backward_lstm, forward_lstm, "
+        f"plain; {generic}.")
+    # Nothing logged by the layers (already logged in this process): the kernel's family name.
+    assert recurrent_kernels(model, gpus=0, reported={})["plain"] == "hoisted"
