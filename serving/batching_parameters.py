@@ -11,6 +11,7 @@ loads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
@@ -109,6 +110,7 @@ def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     return file
 
 
+@functools.cache  # a pool per call would be built again at every version's load
 def _message_class():
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
