@@ -19,7 +19,6 @@ from toy_saved_model import reference_affine, save_toy
 from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.cli import build_parser, serve
 from seqzoo.serving.platform_config import read_platform_config
-from seqzoo.serving.servable import Servable
 
 # More inter-op threads than TensorFlow's default (one per core) could make.
 THREADS = len(os.sched_getaffinity(0)) + 3
@@ -75,20 +74,19 @@ def test_the_thread_flags_choose_as_tf_serving_does(flags, threads):
 
 
 def test_the_session_config_of_a_platform_config_file_reaches_the_session(models_dir, tmp_path):
-    config = read_platform_config(platform_config(tmp_path / "platform.config", (
+    # In a server process of its own: TensorFlow makes the inter-op pool of sessions without
+    # their own once per process, so a test process that made a session before would count none.
+    path = platform_config(tmp_path / "platform.config", (
         f"session_config {{ intra_op_parallelism_threads: 1 inter_op_parallelism_threads: "
         f"{THREADS} experimental {{ executor_type: \"SINGLE_THREADED_EXECUTOR\" }} }} "
-        "batching_parameters { max_batch_size { value: 4 } }")))
-    assert config.batching == BatchingParameters(max_batch_size=4)
-    before = inter_op_threads(os.getpid())
-    servable = Servable("toy", 1, models_dir / "toy" / "1", session_config=config.session_config)
-    try:
-        assert inter_op_threads(os.getpid()) - before == THREADS
-        x, k = np.float32([[1.0, 2.0, 3.0]]), np.int32([4])
-        np.testing.assert_allclose(servable.predict("affine", {"x": x, "k": k})["y"],
-                                   reference_affine(x, k, 1))
-    finally:
-        servable.close()
+        "batching_parameters { max_batch_size { value: 4 } }"))
+    assert read_platform_config(path).batching == BatchingParameters(max_batch_size=4)
+    x, k = [[1.0, 2.0, 3.0]], [4]
+    with ServerProcess(models_dir, tmp_path / "server.log", "--platform_config_file",
+                       str(path)) as server:
+        np.testing.assert_allclose(affine(server, x, k), reference_affine(x, k, 1))
+        assert inter_op_threads(server.process.pid) == THREADS, server.log()
+        assert server.stop()[0] == 0
 
 
 @pytest.mark.parametrize("flags, message", [
