@@ -251,10 +251,24 @@ class WorkerGroup:
         """
         self._interruptible = True
         try:
-            if self._sigterm.is_set():
+            try:
+                if self._sigterm.is_set():
+                    return None
+                return function(*args)
+            except _Interrupted:
                 return None
-            return function(*args)
+            except Exception:
+                # Raised inside a C function (here NumPy's `__array__` in a Keras call), the
+                # handler's exception comes out as another one, a SystemError "returned a
+                # result with an exception set" that Keras re-raises without its cause; after a
+                # stop the call's result is dropped anyway.
+                if self._sigterm.is_set():
+                    return None
+                raise
+            finally:
+                self._interruptible = False
         except _Interrupted:
+            # The watcher's signal, handled just before the line above.
             return None
         finally:
             self._interruptible = False

@@ -94,6 +94,40 @@ def test_a_lost_worker_is_named_with_the_step_to_resume_from(task_id, message, s
     assert WorkerGroup(make_strategy("one_device")).failures == ()
 
 
+def test_a_sigterm_ends_an_evaluation_even_when_its_exception_comes_out_as_another(monkeypatch):
+    # Raised by the handler while a C function runs (NumPy's `__array__` in a Keras call), the
+    # interruption once came out as a SystemError that Keras re-raised without its cause, and
+    # the chief failed instead of saving (one CI run).
+    from seqzoo.training import worker_group
+
+    monkeypatch.setattr(worker_group, "_post", lambda key, value="1": None)
+    monkeypatch.setattr(worker_group, "_wait_for_key", lambda key, done: False)
+    resolver = SimpleNamespace(
+        cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}),
+        task_type="worker", task_id=1)
+    workers = WorkerGroup(SimpleNamespace(cluster_resolver=resolver))
+
+    def evaluate_until_sigterm():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise SystemError("<built-in method __array__ of numpy.ndarray object> returned a "
+                              "result with an exception set") from None
+        return "evaluated"
+
+    def evaluate_badly():
+        raise SystemError("a real error")
+
+    with workers.stopping_together():
+        with pytest.raises(SystemError, match="a real error"):
+            workers.interruptible(evaluate_badly)
+        started = time.monotonic()
+        assert workers.interruptible(evaluate_until_sigterm) is None
+        assert time.monotonic() - started < 4
+        assert workers.interruptible(lambda: "evaluated") is None  # stopped already
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
