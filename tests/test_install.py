@@ -87,10 +87,14 @@ def test_user_project_with_same_folder_names_uses_both(fresh_venv, tmp_path):
     save_toy(models / "toy" / "1", 1)
 
     env = {**os.environ, "PYTHONPATH": ""}
+    log = tmp_path / "serve.log"
+    # PYTHONFAULTHANDLER: should the server not stop, SIGABRT makes it print every thread's
+    # stack into its log, for the failure message.
     server = subprocess.Popen(
         [str(venv / "bin" / "seqzoo"), "serve", "--models-dir", str(models), "--port", "0",
          "--rest_api_port", "0"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cwd=project, env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+        stderr=log.open("w"), text=True)
     try:
         banner = server.stdout.readline()
         assert banner.startswith("Serving {'toy': [1]}"), banner
@@ -104,7 +108,15 @@ def test_user_project_with_same_folder_names_uses_both(fresh_venv, tmp_path):
         report = json.loads(result.stdout.strip().splitlines()[-1])
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            # Up to the 20 s drain for requests still running, then the unload.
+            out = server.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            server.send_signal(signal.SIGABRT)
+            out = server.communicate()[0]
+            pytest.fail(f"seqzoo serve did not stop within 60 s of SIGTERM:\n{out}\n"
+                        f"{log.read_text()[-6000:]}")
+    assert server.returncode == 0 and out.splitlines()[-1] == "Stopped.", log.read_text()
     assert report["user"] == ["user serving", "user training", "user zoo"]
     for path in report["seqzoo"]:
         assert pathlib.Path(path).is_relative_to(site / "seqzoo"), path
