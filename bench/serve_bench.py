@@ -105,12 +105,17 @@ def start_server(models_root: pathlib.Path, *flags: str):
     return process, grpc_port, rest_port
 
 
+def rest_bodies(requests) -> list[bytes]:
+    """The REST `:predict` bodies (columnar `inputs`) of the gRPC `requests`."""
+    return [json.dumps({"inputs": {k: json_tensors.to_json_input(tf.make_ndarray(v))
+                                   for k, v in r.inputs.items()}}).encode() for r in requests]
+
+
 def callers(version_dir, name, requests, grpc_port, rest_port):
     """Per mode, a factory of one client's `call(i)` (each client thread makes its own)."""
     function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     tensors = [{k: tf.constant(tf.make_ndarray(v)) for k, v in r.inputs.items()} for r in requests]
-    bodies = [json.dumps({"inputs": {k: json_tensors.to_json_input(tf.make_ndarray(v))
-                                     for k, v in r.inputs.items()}}).encode() for r in requests]
+    bodies = rest_bodies(requests)
     path = f"/v1/models/{name}:predict"
 
     def in_process():
@@ -249,6 +254,14 @@ def print_table(title: str, rows: dict, clients: list[int]) -> None:
     print(CLIENTS_NOTE)
     if any(mode.endswith(TUNED) for mode in rows):
         print(TUNED_NOTE)
+    for mode in ("gRPC", "REST"):
+        if mode + FLOOR in rows and mode in rows:
+            floor_p50, p50 = rows[mode + FLOOR][0], rows[mode][0]
+            print(f"{mode}: the protocol alone (floor) takes {floor_p50:.2f} ms at p50, so a "
+                  f"server that cost nothing more would be at {(floor_p50 + base_p50) / base_p50:.2f}x "
+                  f"in-process; the rest, {p50 - floor_p50 - base_p50:.2f} ms, is the server's own code "
+                  "and its model call against the in-process one.")
+    print(FLOOR_NOTE)
 
 
 CLIENTS_NOTE = (
@@ -256,6 +269,36 @@ CLIENTS_NOTE = (
     "own connection; the server is a separate process. 'CPU ms/req' is server/clients: CPU "
     "milliseconds per request of the server process and of this client process (in-process: "
     "the caller, model included), so the clients' share of the machine's cores is in the table.")
+
+# A server on the same protocol libraries that answers each request with the real server's
+# canned answer (bench/protocol_floor.py): what the protocols cost with no serving code at all.
+FLOOR = "-floor"
+FLOOR_NOTE = (f"'{FLOOR}': bench/protocol_floor.py, grpcio's and aiohttp's servers "
+              "answering each request with a canned answer and computing nothing (gRPC parses "
+              "the request and serializes the answer; REST reads the body in the event loop).")
+
+
+def start_floor(directory: pathlib.Path, requests, modes: dict):
+    """The protocol floor server in its own process, canned with the answers the real server
+    (`modes`' gRPC and REST callers) gives to `requests`; returns it and its two ports."""
+    from bench import protocol_floor
+
+    grpc_call, rest_call = modes["gRPC"](), modes["REST"]()
+    grpc_answers = {request.SerializeToString(deterministic=True):
+                    grpc_call(i).SerializeToString() for i, request in enumerate(requests)}
+    rest_answers = {body: rest_call(i) for i, body in enumerate(rest_bodies(requests))}
+    answers = directory / "floor-answers.pickle"
+    protocol_floor.write_answers(answers, grpc_answers, rest_answers)
+    process = subprocess.Popen([sys.executable, "-m", "bench.protocol_floor", str(answers)],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    banner = process.stdout.readline()
+    if "gRPC on" not in banner:
+        process.kill()
+        raise RuntimeError(f"The protocol floor server did not start: {banner!r}")
+    ports = [int(word.rstrip(",")) for word in banner.split() if word.rstrip(",").isdigit()]
+    return process, *ports
+
 
 # A second server whose sessions run every op in the calling thread, one thread per op: TF
 # Serving's --platform_config_file with this session_config (the fastest of TensorFlow's
@@ -393,7 +436,16 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in ("gRPC", "REST"):
                         modes[mode + TUNED] = served["unbatched" + TUNED][mode]
                         pids[mode + TUNED] = servers["unbatched" + TUNED][0].pid
-                rows = measure(modes, count, clients, pids)
+                floor = start_floor(pathlib.Path(tmp), requests, modes)
+                try:
+                    floor_modes = callers(version_dir, name, requests, floor[1], floor[2])
+                    for mode in ("gRPC", "REST"):
+                        modes[mode + FLOOR] = floor_modes[mode]
+                        pids[mode + FLOOR] = floor[0].pid
+                    rows = measure(modes, count, clients, pids)
+                finally:
+                    floor[0].send_signal(signal.SIGTERM)
+                    floor[0].wait(timeout=60)
                 print_table(f"Serving {name} version {version}: batch 1; p50/p99 of {count} "
                             f"sequential requests; req/s with {'/'.join(map(str, clients))} "
                             f"concurrent clients (load average {os.getloadavg()[0]:.1f})"

@@ -1,4 +1,5 @@
-"""The serving bench runs (quick mode, on a short sentiment run) and prints its table."""
+"""The serving bench runs (quick mode, on a short sentiment run) and prints its table, with the
+protocol floor (canned answers on the same libraries) beside the server."""
 
 from bench import serve_bench
 
@@ -10,8 +11,9 @@ def test_serve_bench_quick_prints_its_table(capsys):
     header = next(line for line in out.splitlines() if line.startswith("mode"))
     assert "req/s 8" in header and header.endswith("CPU ms/req 8")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if line.split()[:1] in (["in-process"], ["gRPC"], ["REST"])}
-    assert sorted(rows) == ["REST", "gRPC", "in-process"]
+            if line.split()[:1] in (["in-process"], ["gRPC"], ["REST"], ["gRPC-floor"],
+                                    ["REST-floor"])}
+    assert sorted(rows) == ["REST", "REST-floor", "gRPC", "gRPC-floor", "in-process"]
     # p50, p99, p50 ratio, req/s with 1 and 8 clients (quick), their ratios, and CPU ms per
     # request of the server / the clients with 8 clients (the server has none in process).
     assert all(len(values) == 8 for values in rows.values())
@@ -21,5 +23,10 @@ def test_serve_bench_quick_prints_its_table(capsys):
     assert cpu["in-process"][0] == "-" and float(cpu["in-process"][1]) > 0
     assert all(float(server) > 0 and float(client) > 0 for mode, (server, client) in cpu.items()
                if mode != "in-process")
+    # The protocol floor answers canned bytes: its server spends less per request than the
+    # real one, which parses, checks and runs the model.
+    for mode in ("gRPC", "REST"):
+        assert float(cpu[mode + "-floor"][0]) < float(cpu[mode][0])
+        assert f"{mode}: the protocol alone (floor) takes" in out
     assert "Clients: threads of this one process" in out
     assert "Run directory:" not in out  # the training run's summary stays out of the table
