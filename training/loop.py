@@ -215,7 +215,11 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
         started = time.perf_counter()
         with workers.stepping(), (reported_kernels() if on_traced
                                   else contextlib.nullcontext()) as reported:
-            loss, metrics = train_step(batches, _steps_to_next_stop(current, train))
+            # The first call traces and compiles the step function: it runs one step, and its
+            # time is left out of the rate shown.
+            timed = current != start
+            loss, metrics = train_step(batches, _steps_to_next_stop(current, train) if timed
+                                       else 1)
         if on_traced:
             on_traced(reported)
             on_traced = None
@@ -228,7 +232,7 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
                 f"good checkpoint (step {checkpoints.saved_step or 0}) kept. Lower "
                 "train.learning_rate, set train.clip_norm, or check the data."
             )
-        log.add_step(loss, metrics, time.perf_counter() - started, steps=done)
+        log.add_step(loss, metrics, time.perf_counter() - started, steps=done, timed=timed)
         if workers.stop_requested():
             raise KeyboardInterrupt("SIGTERM to a worker")
         if current % train.log_every == 0 or current == train.steps:

@@ -34,11 +34,17 @@ class ProgressDisplay:
         self.redraw = bool(getattr(self.stream, "isatty", lambda: False)())
         self._drawn = False
 
-    def update(self, step: int, values: dict[str, float], steps_per_sec: float) -> None:
-        """Shows the means of the logging window ending at `step`."""
-        seconds_left = (self.total_steps - step) / steps_per_sec if steps_per_sec > 0 else 0.0
-        fields = _fields(values) + [f"{steps_per_sec:.1f} steps/s",
-                                    f"{format_duration(seconds_left)} left"]
+    def update(self, step: int, values: dict[str, float], steps_per_sec: float | None) -> None:
+        """Shows the means of the logging window ending at `step`; `steps_per_sec` None: the
+        window's steps were all in the first call of the step function, which compiles it, so
+        there is no rate to show yet."""
+        if steps_per_sec is None:
+            fields = _fields(values) + ["compiling (no rate yet)"]
+        else:
+            seconds_left = ((self.total_steps - step) / steps_per_sec if steps_per_sec > 0
+                            else 0.0)
+            fields = _fields(values) + [f"{steps_per_sec:.1f} steps/s",
+                                        f"{format_duration(seconds_left)} left"]
         if self.redraw:
             done = self.BAR_WIDTH * step // self.total_steps
             bar = "=" * done + (">" if done < self.BAR_WIDTH else "") + "." * (

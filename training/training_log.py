@@ -10,7 +10,9 @@ class TrainingLog:
 
     Every `log_every` steps the loop calls `write_window`: the loss and metrics averaged over the
     steps since the last window, and `steps_per_sec` over the time spent in those steps, are
-    written at that step (and shown by `display`, when given). Validation metrics are written
+    written at that step (and shown by `display`, when given). Steps added with `timed=False`
+    (the first call of the step function, which traces and compiles it) count in the means but
+    not in `steps_per_sec`; a window of such steps only has none. Validation metrics are written
     as `val_<name>` (and shown by `display`).
 
     Args:
@@ -31,26 +33,32 @@ class TrainingLog:
         self.display = display
         self._sums: dict[str, float] = {}
         self._steps = 0
+        self._timed_steps = 0
         self._seconds = 0.0
 
-    def add_step(self, loss: float, metrics: dict, seconds: float, steps: int = 1) -> None:
+    def add_step(self, loss: float, metrics: dict, seconds: float, steps: int = 1,
+                 timed: bool = True) -> None:
         """Adds the loss and metrics (scalars) of one step, or their means over `steps` steps
-        run together, and the time they took."""
+        run together, and the time they took (left out of `steps_per_sec` unless `timed`)."""
         for name, value in {"loss": loss, **metrics}.items():
             self._sums[name] = self._sums.get(name, 0.0) + steps * float(value)
         self._steps += steps
-        self._seconds += seconds
+        if timed:
+            self._timed_steps += steps
+            self._seconds += seconds
 
     def write_window(self, step: int, **extra: float) -> dict[str, float]:
         """Writes the means of the steps added since the last window at `step`, with `extra`
         scalars (e.g. the learning rate) that are logged but not displayed; returns the means
-        and `steps_per_sec`."""
+        and `steps_per_sec` (None when no step of the window was timed)."""
         means = {name: total / self._steps for name, total in self._sums.items()}
-        steps_per_sec = self._steps / max(self._seconds, 1e-9)
-        self._write(step, {**means, "steps_per_sec": steps_per_sec, **extra})
+        steps_per_sec = (self._timed_steps / max(self._seconds, 1e-9) if self._timed_steps
+                         else None)
+        rate = {} if steps_per_sec is None else {"steps_per_sec": steps_per_sec}
+        self._write(step, {**means, **rate, **extra})
         if self.display is not None:
             self.display.update(step, means, steps_per_sec)
-        self._sums, self._steps, self._seconds = {}, 0, 0.0
+        self._sums, self._steps, self._timed_steps, self._seconds = {}, 0, 0, 0.0
         return {**means, "steps_per_sec": steps_per_sec}
 
     def write_validation(self, step: int, metrics: dict[str, float], show: bool = True) -> None:

@@ -1,7 +1,9 @@
 """The training step against a NumPy hand computation, NaN handling, train/restore round trips."""
 
 import glob
+import io
 import json
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -12,7 +14,10 @@ import toy_task
 from first_step import first_step, prepared_step
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory, train_step
+from seqzoo.training.progress_display import ProgressDisplay
 from seqzoo.training.strategy import make_strategy
+from seqzoo.training.train_step import make_train_step
+from seqzoo.training.training_log import TrainingLog
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +160,49 @@ def test_steps_per_execution_and_xla_train_as_one_step_per_call(tmp_path):
             np.testing.assert_allclose(scalars[tag], single_scalars[tag], rtol=1e-5)
         for key in single_weights.files:
             np.testing.assert_allclose(weights[key], single_weights[key], rtol=1e-5, atol=1e-6)
+
+
+def test_the_first_call_runs_one_step_and_its_time_stays_out_of_the_rate(tmp_path, monkeypatch):
+    # The first call traces and compiles the step function: were it to run a whole window
+    # (steps_per_execution 100), the first progress line's steps/s and time left would be
+    # the compilation's.
+    calls = []
+
+    def recording(*args, **kwargs):
+        step_fn = make_train_step(*args, **kwargs)
+
+        def run(iterator, steps=1):
+            calls.append(steps)
+            return step_fn(iterator, steps)
+        return run
+
+    monkeypatch.setattr(loop, "make_train_step", recording)
+    cfg = _config(tmp_path, steps=10, batch_size=8, log_every=5, checkpoint_every=10,
+                  steps_per_execution=100)
+    loop.train(cfg, tmp_path, progress=False)
+    assert calls == [1, 4, 5]
+    assert [step for step, _ in _scalars(tmp_path)["steps_per_sec"]] == [5, 10]
+
+
+def test_steps_of_the_compiling_call_count_in_the_means_but_not_in_the_rate(tmp_path):
+    shown = []
+    display = SimpleNamespace(update=lambda *window: shown.append(window))
+    log = TrainingLog(tmp_path / "logs", display)
+    log.add_step(1.0, {"mae": 2.0}, seconds=30.0, timed=False)
+    assert log.write_window(1) == {"loss": 1.0, "mae": 2.0, "steps_per_sec": None}
+    log.add_step(0.5, {"mae": 1.0}, seconds=30.0, timed=False)
+    log.add_step(0.2, {"mae": 0.4}, seconds=0.5, steps=5)
+    window = log.write_window(7)
+    assert window == {"loss": pytest.approx(1.5 / 6), "mae": pytest.approx(3 / 6),
+                      "steps_per_sec": pytest.approx(10.0)}
+    log.close()
+    assert [(step, rate) for step, _, rate in shown] == [(1, None), (7, pytest.approx(10.0))]
+    scalars = _scalars(tmp_path)
+    assert [step for step, _ in scalars["loss"]] == [1, 7]
+    assert [step for step, _ in scalars["steps_per_sec"]] == [7]
+    stream = io.StringIO()
+    ProgressDisplay(100, stream).update(1, {"loss": 1.0}, None)
+    assert stream.getvalue() == "step 1/100  loss 1  compiling (no rate yet)\n"
 
 
 def test_xla_on_refuses_a_model_it_cannot_compile():
