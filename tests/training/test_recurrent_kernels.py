@@ -73,9 +73,9 @@ def _traced(model, shape, reported_by):
 
 
 def test_the_report_names_the_hoisted_variant_the_layers_trace(monkeypatch):
-    # Training on batches of a static shape runs the hoisted loops XLA-compiled, but for "plain",
-    # behind Keras's generic loop (whose outputs lose the static time axis); a time axis of
-    # varying length keeps the standard-op loops everywhere. The words are the layers' own.
+    # Training on batches of a static shape runs the hoisted loops XLA-compiled (the static time
+    # axis passes through the layers below "plain"); a time axis of varying length keeps the
+    # standard-op loops everywhere. The words are the layers' own.
     model = _model()
     static = _traced(model, (2, 5, 3), monkeypatch)
     assert static["LSTM"] == {"hoisted-projection CPU, XLA-compiled loops",
@@ -84,7 +84,7 @@ def test_the_report_names_the_hoisted_variant_the_layers_trace(monkeypatch):
                "dropped (activation=relu, recurrent_dropout=0.2), elman (ElmanCell)")
     assert kernel_report(model, gpus=0, reported=static) == (
         "Recurrent kernels on the CPU: hoisted-projection CPU, XLA-compiled loops for "
-        f"backward_lstm, forward_lstm; {generic}; hoisted-projection CPU for plain.")
+        f"backward_lstm, forward_lstm, plain; {generic}.")
     varying = _traced(model, (2, None, 3), monkeypatch)
     assert kernel_report(model, gpus=0, reported=varying) == (
         "Recurrent kernels on the CPU: hoisted-projection CPU for backward_lstm, forward_lstm, "

@@ -40,8 +40,10 @@ first valid step), and the final state is the state after the last valid step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 
 import keras
 import tensorflow as tf
@@ -52,6 +54,10 @@ from seqzoo.zoo.layers.portable_rnn import exporting
 log = logging.getLogger(__name__)
 
 _LOGGED = set()
+
+# How many chains other layers run beside the ones being traced (`side_by_side`), per thread:
+# each thread traces its own functions.
+_BESIDE = threading.local()
 
 # Every slice's loop pays a whole batch's per-step costs (launches, a matrix product too small
 # to run at full speed), so small slices cost more than a second core gives back. 16 is from
@@ -136,18 +142,42 @@ def hoisted_inner_loop(layer, keras_inner_loop, sequences, initial_state, mask, 
     return _run(layer, sequences, list(initial_state), mask, compiled)
 
 
+@contextlib.contextmanager
+def side_by_side(layers: int):
+    """Within the block, the layers traced run beside each other, `layers` at once (as the two
+    directions of a bidirectional layer do: independent ops that TensorFlow's executor runs
+    together), so each slices its batch for its share of the threads (`batch_slices`).
+
+    Example:
+
+    >>> with side_by_side(2):
+    ...     forward_out = forward(x, training=True)
+    ...     backward_out = backward(x, training=True)
+    """
+    outer = getattr(_BESIDE, "layers", 1)
+    _BESIDE.layers = outer * layers
+    try:
+        yield
+    finally:
+        _BESIDE.layers = outer
+
+
 def batch_slices(batch) -> list[int]:
     """The sizes of the batch slices the compiled loops of a `batch` run on, each slice its own
-    chain of forward and backward loops: as many as TensorFlow has threads to run them at once
-    (the fewer of its intra-op and inter-op threads), each of at least `MIN_SLICE` examples,
-    e.g. `[16, 16]` for 32 on 2 cores, `[batch]` for small batches or a single thread.
+    chain of forward and backward loops: one chain per thread TensorFlow has to run them at
+    once (the fewer of its intra-op and inter-op threads), shared among the layers running
+    `side_by_side`, each slice of at least `MIN_SLICE` examples; e.g. `[16, 16]` for 32 on 2
+    cores, `[batch]` for small batches, a single thread, or each direction of a bidirectional
+    layer on 2 cores.
 
     Why: a step's `[batch, units] @ recurrent_kernel` is too small for a compiled loop to keep
-    two cores busy, so one chain runs mostly on one core; independent chains keep them all.
+    two cores busy, so one chain runs mostly on one core; independent chains keep them all,
+    while more chains than threads only add per-step costs.
     """
     threads = min(tf.config.threading.get_intra_op_parallelism_threads() or _cores(),
                   tf.config.threading.get_inter_op_parallelism_threads() or _cores())
-    count = max(1, min(threads, batch // MIN_SLICE))
+    chains = max(1, threads // getattr(_BESIDE, "layers", 1))
+    count = max(1, min(chains, batch // MIN_SLICE))
     return [batch // count + (index < batch % count) for index in range(count)]
 
 
@@ -295,7 +325,12 @@ def _recurrence(forward, backward, compiled, *inputs):
 
         return outputs, gradient
 
-    return recurrence(*inputs)
+    outputs = recurrence(*inputs)
+    # A loop's stacked sequences lose their static time axis; a layer stacked on this one
+    # needs it to run its own loops compiled.
+    for output in outputs:
+        output.set_shape(inputs[0].shape[:1].concatenate(output.shape[1:]))
+    return outputs
 
 
 def _lstm_forward(projected, h0, c0, recurrent_kernel):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from layer_contract import run_layer_contract
 
-from seqzoo.zoo.layers import GRU, LSTM, hoisted_recurrence
+from seqzoo.zoo.layers import GRU, LSTM, BidirectionalEncoder, hoisted_recurrence
 
 ZOO = {"lstm": LSTM, "gru": GRU}
 KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -98,32 +98,49 @@ def test_training_runs_xla_compiled_loops_equal_to_keras(cell, mask_name, go_bac
     _assert_equal_to_keras(cell, mask_name, go_backwards, training=True)
     assert (f"seqzoo {ZOO[cell].__name__} runs the hoisted-projection CPU, XLA-compiled loops "
             "kernel.") in [r.getMessage() for r in caplog.records]
-    layer = ZOO[cell](UNITS)
+    assert _compiled_loops(ZOO[cell](UNITS), cell) == ["backward"] * cores + ["forward"] * cores
+
+
+def _compiled_loops(layer, cell):
+    """The XLA-compiled functions a train step of `layer` calls, sorted: "forward" and
+    "backward" once per chain."""
 
     @tf.function
     def step(x):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x, training=True))
+            outputs = tf.nest.flatten(layer(x, training=True))
+            loss = tf.add_n([tf.reduce_sum(output) for output in outputs])
         return tape.gradient(loss, layer.trainable_weights)
 
     graph = step.get_concrete_function(tf.zeros([BATCH, TIME, FEATURES])).graph
-    compiled = [op.get_attr("f").name.split(f"_{cell}_")[1].split("_")[0]
-                for op in graph.get_operations()
-                if op.type == "PartitionedCall" and op.get_attr("_XlaMustCompile")]
-    assert sorted(compiled) == ["backward"] * cores + ["forward"] * cores
+    return sorted(op.get_attr("f").name.split(f"_{cell}_")[1].split("_")[0]
+                  for op in graph.get_operations()
+                  if op.type == "PartitionedCall" and op.get_attr("_XlaMustCompile"))
 
 
-def test_training_on_a_time_axis_of_varying_length_keeps_the_standard_op_loops(caplog,
-                                                                              monkeypatch):
-    """XLA compiles once per shape, so a step traced for any length does not compile."""
-    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
-    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
-    layer = LSTM(UNITS)
-    step = tf.function(lambda x: layer(x, training=True),
-                       input_signature=[tf.TensorSpec([BATCH, None, FEATURES])])
-    step(np.zeros((BATCH, TIME, FEATURES), "float32"))
-    assert [r.getMessage() for r in caplog.records] == [
-        "seqzoo LSTM runs the hoisted-projection CPU kernel."]
+def test_bidirectional_directions_share_the_threads_and_equal_the_standard_op_loops(
+        monkeypatch):
+    """The two directions of a level run at once, so each slices its batch for half the
+    threads: one chain each on 2 cores (two each only add per-step costs), two on 4, at every
+    level of a stack; the gradients equal those of the standard-op loops."""
+    monkeypatch.setattr(hoisted_recurrence, "MIN_SLICE", 1)
+    for cores, per_direction in ((2, 1), (4, 2)):
+        monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: cores)
+        encoder = BidirectionalEncoder(UNITS, cell="lstm", num_layers=2)
+        assert _compiled_loops(encoder, "lstm") == (["backward"] * 4 * per_direction
+                                                    + ["forward"] * 4 * per_direction), cores
+    x = tf.constant(np.random.default_rng(10).normal(size=(BATCH, TIME, FEATURES)), tf.float32)
+    mask = tf.constant(MASKS["right"])
+
+    @tf.function
+    def gradients(training):
+        with tf.GradientTape() as tape:
+            outputs, states = encoder(x, mask=mask, training=training)
+            loss = tf.reduce_sum(tf.square(outputs)) + tf.add_n([tf.reduce_sum(s) for s in states])
+        return tape.gradient(loss, encoder.trainable_weights)
+
+    for compiled, standard in zip(gradients(True), gradients(False)):
+        np.testing.assert_allclose(compiled, standard, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -209,10 +226,16 @@ def test_logs_the_kernel_once_and_falls_back_to_keras_for_other_arguments(cell, 
 
 
 def test_batch_slices_one_per_thread_of_at_least_min_slice_examples(monkeypatch):
+    """Layers running side by side share the threads."""
     monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 2)
     minimum = hoisted_recurrence.MIN_SLICE
     assert hoisted_recurrence.batch_slices(2 * minimum) == [minimum, minimum]
     assert hoisted_recurrence.batch_slices(2 * minimum + 1) == [minimum + 1, minimum]
     assert hoisted_recurrence.batch_slices(2 * minimum - 1) == [2 * minimum - 1]
+    with hoisted_recurrence.side_by_side(2):
+        assert hoisted_recurrence.batch_slices(2 * minimum) == [2 * minimum]
+    monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 4)
+    with hoisted_recurrence.side_by_side(2):
+        assert hoisted_recurrence.batch_slices(2 * minimum) == [minimum, minimum]
     monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 1)
     assert hoisted_recurrence.batch_slices(8 * minimum) == [8 * minimum]
