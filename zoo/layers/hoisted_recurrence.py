@@ -210,7 +210,9 @@ def _time_major_steps(sequences, mask, go_backwards):
 def _project(steps, kernel, bias):
     """`steps @ kernel + bias` for all steps `[time, batch, in]` as one GEMM."""
     shape = tf.shape(steps)
-    flat = tf.matmul(tf.reshape(steps, [-1, steps.shape[-1]]), kernel) + bias
+    # `bias_add`, not `+`: Grappler fuses it into the GEMM (`_FusedMatMul`), and its gradient
+    # is one `BiasAddGrad` rather than a broadcasting `Sum`.
+    flat = tf.nn.bias_add(tf.matmul(tf.reshape(steps, [-1, steps.shape[-1]]), kernel), bias)
     return tf.reshape(flat, tf.concat([shape[:2], [kernel.shape[-1]]], axis=0))
 
 
@@ -221,22 +223,24 @@ def _run(layer, sequences, initial_state, mask, compiled):
         cell.kernel, cell.recurrent_kernel, cell.bias))
     steps, valid = _time_major_steps(sequences, mask, layer.go_backwards)
     if isinstance(cell, keras.layers.LSTMCell):
-        functions, projected, weights = ((_lstm_forward, _lstm_backward),
-                                         _project(steps, kernel, bias), [recurrent_kernel])
+        functions, input_bias, weights = ((_lstm_forward, _lstm_backward), bias,
+                                          [recurrent_kernel])
     else:
-        functions, projected, weights = ((_gru_forward, _gru_backward),
-                                         _project(steps, kernel, bias[0]),
-                                         [recurrent_kernel, bias[1]])
-    sizes = batch_slices(projected.shape[1]) if compiled else [None]
+        functions, input_bias, weights = ((_gru_forward, _gru_backward), bias[0],
+                                          [recurrent_kernel, bias[1]])
+    sizes = batch_slices(steps.shape[1]) if compiled else [None]
     if len(sizes) == 1:
-        sequences_of_states = _recurrence(*functions, compiled, projected, *initial_state,
-                                          *weights)
+        sequences_of_states = _recurrence(*functions, compiled, _project(steps, kernel, input_bias),
+                                          *initial_state, *weights)
     else:
         # One chain of compiled loops per slice, which TensorFlow's executor runs in
         # parallel; the weight gradients of the slices add up where the weights are shared.
-        slices = zip(tf.split(projected, sizes, axis=1),
+        # Each slice projects its own inputs: splitting the inputs (and concatenating their
+        # gradients) copies `in` columns where the projections have `gates`.
+        slices = zip(tf.split(steps, sizes, axis=1),
                      *(tf.split(state, sizes, axis=0) for state in initial_state))
-        chains = [_recurrence(*functions, compiled, *inputs, *weights) for inputs in slices]
+        chains = [_recurrence(*functions, compiled, _project(piece, kernel, input_bias),
+                              *states, *weights) for piece, *states in slices]
         sequences_of_states = [tf.concat(pieces, axis=1) for pieces in zip(*chains)]
     hidden = sequences_of_states[0]
 
