@@ -24,7 +24,9 @@ step and replays them one small op at a time. Here:
   TensorFlow has threads (`batch_slices`: slices of at least `MIN_SLICE` examples), each slice
   its own forward and backward loop with the weights shared, and TensorFlow's executor runs
   the chains at once. Rows of a batch never interact in a recurrence, so the results are the
-  unsliced ones; the weight gradients of the slices add up.
+  unsliced ones; the weight gradients of the slices add up. Layers that run at once, as the
+  two directions of a `BidirectionalEncoder` level do (`side_by_side`), share the threads:
+  more chains than threads only add per-step costs.
 
 Every op outside training is a standard TensorFlow kernel (`While`, `MatMul`, `TensorList*`,
 elementwise ops), so SavedModels holding it serve anywhere TensorFlow does; exports never hold
