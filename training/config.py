@@ -58,8 +58,8 @@ class TrainConfig(CheckedConfig):
             TensorFlow's coordination service, or the steps may make no progress (a worker
             hangs but heartbeats), before the others take it as lost: they stop (exit
             non-zero) saying which worker it was and from which step all of them resume once
-            restarted. Keep it above the time of one step (and of the chief's checkpoint
-            saves beyond the other workers').
+            restarted. Keep it above the time of one step; checkpoint saves and evaluations
+            are not counted, since the workers agree on a stop after them.
         mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
             (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
             "mixed_bfloat16" (for TPUs and CPUs with bfloat16 units). Model outputs, softmax

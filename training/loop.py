@@ -233,12 +233,15 @@ def run_steps(strategy, task, model, optimizer, checkpoints, early_stopping, log
                 "train.learning_rate, set train.clip_norm, or check the data."
             )
         log.add_step(loss, metrics, time.perf_counter() - started, steps=done, timed=timed)
-        if workers.stop_requested():
-            raise KeyboardInterrupt("SIGTERM to a worker")
         if current % train.log_every == 0 or current == train.steps:
             log.write_window(current, learning_rate=float(np.asarray(optimizer.learning_rate)))
         if current % train.checkpoint_every == 0:
             checkpoints.save()
+        # After the host work of this step, so that the workers enter the next call of the
+        # step function together: a worker still saving (slow under load) must not stall the
+        # others' steps for `train.worker_timeout` and be taken as stuck.
+        if workers.stop_requested():
+            raise KeyboardInterrupt("SIGTERM to a worker")
         if train.eval_every and current % train.eval_every == 0 and current < train.steps:
             metrics = workers.interruptible(task.evaluate, model)
             # The workers a SIGTERM interrupted and those that had finished agree here, so

@@ -37,8 +37,9 @@ class WorkerGroup:
     that stops alone leaves the others waiting in their next collective.
 
     - A SIGTERM (a preemption notice; what Kubernetes and `docker stop` send) to any worker is
-      shared after each call of the step function (`stop_requested`, one scalar all-reduce), so
-      every worker saves the checkpoint of the same step and exits, and a restart resumes there.
+      shared after each call of the step function and its host work (`stop_requested`, one
+      scalar all-reduce, which also makes the workers enter the next call together), so every
+      worker saves the checkpoint of the same step and exits, and a restart resumes there.
       The signalled worker also posts it to TensorFlow's coordination service, where every
       worker watches for it, so that host work without collectives (an evaluation, run through
       `interruptible`) ends at once on every worker. The worker that leads the service (whose
@@ -343,9 +344,8 @@ def _read(key: str, timeout_in_ms: int) -> str | None:
 
 
 def _wait_for_key(key: str, done: threading.Event) -> bool:
-    """Whether `key` was set in the coordination service before `done` (or the service went
-    away). Polls, so that the watcher ends with its run instead of blocking until the process
-    does."""
+    """Whether `key` was set in the coordination service before `done`. Polls, so that the
+    watcher ends with its run instead of blocking until the process does."""
     from tensorflow.python.eager import context
 
     while not done.is_set():
@@ -355,5 +355,8 @@ def _wait_for_key(key: str, done: threading.Event) -> bool:
         except tf.errors.DeadlineExceededError:
             continue
         except tf.errors.OpError:
-            return False
+            # A service that is gone and one that failed to answer once (a busy leader under
+            # load) look alike here; asking again until the run ends costs one call a half
+            # second, while giving up would leave this worker deaf to a later SIGTERM.
+            done.wait(0.5)
     return False

@@ -133,6 +133,43 @@ def test_a_sigterm_ends_an_evaluation_even_when_its_exception_comes_out_as_anoth
         assert workers.interruptible(lambda: "evaluated") is None  # stopped already
 
 
+def test_the_sigterm_watcher_outlives_an_error_of_the_coordination_service(monkeypatch):
+    # Under load a busy leader may fail to answer once; a watcher that took that as the
+    # service gone would leave its worker deaf to a later SIGTERM.
+    from tensorflow.python.eager import context
+
+    from seqzoo.training import worker_group
+
+    answers = iter([tf.errors.UnavailableError(None, None, "Socket closed"),
+                    tf.errors.DeadlineExceededError(None, None, "Deadline Exceeded"), "1"])
+
+    def get_config_key_value(key, timeout_in_ms):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(context.context(), "get_config_key_value", get_config_key_value)
+    assert worker_group._wait_for_key("seqzoo_sigterm_0", threading.Event())
+    assert next(answers, None) is None
+
+
+def test_workers_agree_on_a_stop_after_the_host_work_of_a_step(tmp_path, monkeypatch):
+    # The workers enter the next call of the step function together, so that one still saving
+    # a checkpoint (slow under load) does not stall the others' steps and get taken as stuck.
+    from seqzoo.training import tasks
+
+    monkeypatch.setitem(tasks.TASKS, "toy", "toy_task:ToyTask")
+    saved_when_asked = []
+    monkeypatch.setattr(WorkerGroup, "stop_requested",
+                        lambda self: saved_when_asked.append(_latest_step(tmp_path / "run")))
+    cfg = run_directory.configure("toy", tmp_path / "run", overrides=[
+        "train.steps=4", "train.checkpoint_every=2", "train.log_every=2"])
+    loop.train(cfg, tmp_path / "run", progress=False)
+    # Calls of 1, 1 and 2 steps (the first call runs one).
+    assert saved_when_asked == [0, 2, 4]
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
