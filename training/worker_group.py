@@ -279,18 +279,21 @@ class WorkerGroup:
         naming the workers its message names and the last checkpoint's `saved_step`.
 
         A worker that cannot reach the coordination service names the worker that leads it
-        (the chief, or worker 0); after stalled steps, the workers that do not answer a probe,
-        or else the one that posted its name as hung."""
-        named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message))
+        (the chief, or worker 0); a message naming no other worker, the workers that do not
+        answer a probe, or else, after stalled steps, the one that posted its name as hung."""
+        # The message may name this worker too (its own devices, its ops).
+        named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message)) - {self._me}
         if not named and "/tensorflow.CoordinationService/" in error.message:
-            named = {self._leader}
-        if not named and self._stalled:
-            # A frozen worker stalls the steps too, when the watchdog notices before the
-            # heartbeats do; a hung one answers probes and posts its name.
+            named = {self._leader} - {self._me}
+        if not named:
+            # The message names no other worker: a frozen worker stalls the steps too, when
+            # the watchdog notices before the heartbeats do, and a collective may fail as
+            # cancelled by another's failure (once under load, when the chief was frozen).
             named = self._silent_peers()
-            stuck = None if named else _read(self._stuck_key, (_GRACE + 3) * 1000)
-            named = named or ({tuple(stuck.split())} if stuck else set())
-        named -= {self._me}
+        if not named and self._stalled:
+            # A hung worker answers probes and posts its name.
+            stuck = _read(self._stuck_key, (_GRACE + 3) * 1000)
+            named = {tuple(stuck.split())} - {self._me} if stuck else set()
         who = " and ".join(f"{job} {index}" for job, index in sorted(named)) or "another worker"
         resume = (f"resume from step {saved_step}" if saved_step
                   else "start over (no checkpoint was saved yet)")

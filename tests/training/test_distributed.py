@@ -77,18 +77,27 @@ PEER_GONE = (
 LEADER_SILENT = "Deadline Exceeded\n\nRPC: /tensorflow.CoordinationService/Heartbeat"
 
 
-@pytest.mark.parametrize("task_id, message, saved_step, expected", [
-    (0, HEARTBEATS_MISSED, 40, "worker 1 stopped responding; restart all workers to resume "
-                               "from step 40."),
-    (1, LEADER_SILENT, 40, "worker 0 stopped responding; restart all workers to resume from "
-                           "step 40."),
-    (1, PEER_GONE, None, "worker 0 stopped responding; restart all workers to start over (no "
-                         "checkpoint was saved yet)."),
-    (1, "Socket closed", 40, "another worker stopped responding; restart all workers to resume "
-                             "from step 40."),
+@pytest.mark.parametrize("task_id, message, saved_step, silent, expected", [
+    (0, HEARTBEATS_MISSED, 40, (), "worker 1 stopped responding; restart all workers to resume "
+                                   "from step 40."),
+    (1, LEADER_SILENT, 40, (), "worker 0 stopped responding; restart all workers to resume from "
+                               "step 40."),
+    (1, PEER_GONE, None, (), "worker 0 stopped responding; restart all workers to start over (no "
+                             "checkpoint was saved yet)."),
+    (1, "Socket closed", 40, (), "another worker stopped responding; restart all workers to "
+                                 "resume from step 40."),
+    # A collective cancelled by another's failure names no other worker (twice under load,
+    # the chief frozen): the worker that does not answer a probe is named.
+    (1, "CANCELLED\n\t [[{{node CollectiveReduceV2}}]] on "
+        "/job:worker/replica:0/task:1/device:CPU:0", 40, ("0",),
+     "worker 0 stopped responding; restart all workers to resume from step 40."),
 ])
-def test_a_lost_worker_is_named_with_the_step_to_resume_from(task_id, message, saved_step,
-                                                            expected):
+def test_a_lost_worker_is_named_with_the_step_to_resume_from(monkeypatch, task_id, message,
+                                                            saved_step, silent, expected):
+    from seqzoo.training import worker_group
+
+    monkeypatch.setattr(worker_group, "_probe", lambda task: tf.errors.DeadlineExceededError(
+        None, None, "Deadline Exceeded") if task[1] in silent else None)
     resolver = SimpleNamespace(
         cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:2"]}),
         task_type="worker", task_id=task_id)
