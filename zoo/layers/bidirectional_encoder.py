@@ -8,7 +8,6 @@ import keras
 from keras import ops
 
 from seqzoo.zoo._checks import check_one_of, check_positive_int, check_rate
-from seqzoo.zoo.layers.hoisted_recurrence import side_by_side
 from seqzoo.zoo.layers.portable_rnn import cudnn_disabled, exporting
 from seqzoo.zoo.layers.recurrent_cells import CELLS, LAYER_CLASSES, states_per_cell
 
@@ -136,11 +135,8 @@ class BidirectionalEncoder(keras.layers.Layer):
                                                         self.backward_layers)):
             if index > 0:
                 sequence = self.dropout_layer(sequence, training=training)
-            # The directions are independent: their chains of loops run at once.
-            with side_by_side(2):
-                forward_out, *forward_states = forward(sequence, mask=mask, training=training)
-                backward_out, *backward_states = backward(sequence, mask=mask,
-                                                          training=training)
+            forward_out, *forward_states = forward(sequence, mask=mask, training=training)
+            backward_out, *backward_states = backward(sequence, mask=mask, training=training)
             # go_backwards yields outputs in reversed time order; realign them with the inputs.
             backward_out = ops.flip(backward_out, axis=1)
             sequence = self._merge(forward_out, backward_out)

@@ -118,13 +118,25 @@ def _compiled_loops(layer, cell):
                   if op.type == "PartitionedCall" and op.get_attr("_XlaMustCompile"))
 
 
-def test_bidirectional_directions_share_the_threads_and_equal_the_standard_op_loops(
-        monkeypatch):
-    """The two directions of a level run at once, so each slices its batch for half the
-    threads: one chain each on 2 cores (two each only add per-step costs), two on 4, at every
-    level of a stack; the gradients equal those of the standard-op loops."""
+def test_training_on_a_time_axis_of_varying_length_keeps_the_standard_op_loops(caplog,
+                                                                              monkeypatch):
+    """XLA compiles once per shape, so a step traced for any length does not compile."""
+    monkeypatch.setattr(hoisted_recurrence, "_LOGGED", set())
+    caplog.set_level(logging.INFO, logger="seqzoo.zoo.layers.hoisted_recurrence")
+    layer = LSTM(UNITS)
+    step = tf.function(lambda x: layer(x, training=True),
+                       input_signature=[tf.TensorSpec([BATCH, None, FEATURES])])
+    step(np.zeros((BATCH, TIME, FEATURES), "float32"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "seqzoo LSTM runs the hoisted-projection CPU kernel."]
+
+
+def test_bidirectional_levels_run_compiled_slices_equal_to_the_standard_op_loops(monkeypatch):
+    """Each direction slices its batch, one chain per thread, at every level of a stack (a
+    level above the first once lost its static time axis and ran the standard-op loops); the
+    gradients equal those of the standard-op loops."""
     monkeypatch.setattr(hoisted_recurrence, "MIN_SLICE", 1)
-    for cores, per_direction in ((2, 1), (4, 2)):
+    for cores, per_direction in ((1, 1), (2, 2)):
         monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: cores)
         encoder = BidirectionalEncoder(UNITS, cell="lstm", num_layers=2)
         assert _compiled_loops(encoder, "lstm") == (["backward"] * 4 * per_direction
@@ -226,16 +238,10 @@ def test_logs_the_kernel_once_and_falls_back_to_keras_for_other_arguments(cell, 
 
 
 def test_batch_slices_one_per_thread_of_at_least_min_slice_examples(monkeypatch):
-    """Layers running side by side share the threads."""
     monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 2)
     minimum = hoisted_recurrence.MIN_SLICE
     assert hoisted_recurrence.batch_slices(2 * minimum) == [minimum, minimum]
     assert hoisted_recurrence.batch_slices(2 * minimum + 1) == [minimum + 1, minimum]
     assert hoisted_recurrence.batch_slices(2 * minimum - 1) == [2 * minimum - 1]
-    with hoisted_recurrence.side_by_side(2):
-        assert hoisted_recurrence.batch_slices(2 * minimum) == [2 * minimum]
-    monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 4)
-    with hoisted_recurrence.side_by_side(2):
-        assert hoisted_recurrence.batch_slices(2 * minimum) == [minimum, minimum]
     monkeypatch.setattr(hoisted_recurrence, "_cores", lambda: 1)
     assert hoisted_recurrence.batch_slices(8 * minimum) == [8 * minimum]
