@@ -22,9 +22,8 @@ class LSTM(keras.layers.LSTM):
       projection of all steps as one matrix product before the time loop, and a hand-written
       backward pass whose weight gradients are one matrix product each; in training
       (`training=True`) on inputs of static shape its loops run XLA-compiled, one chain per
-      batch slice of at least 16 examples, as many as there are cores (shared between the
-      directions of a `BidirectionalEncoder`), while exports and inference keep standard
-      TensorFlow ops;
+      batch slice of at least 16 examples, as many as there are cores, while exports and
+      inference keep standard TensorFlow ops;
     - in any other case, Keras's generic loop.
 
     The kernel chosen is logged once per process (logger
