@@ -256,8 +256,6 @@ class WorkerGroup:
                 if self._sigterm.is_set():
                     return None
                 return function(*args)
-            except _Interrupted:
-                return None
             except Exception:
                 # Raised inside a C function (here NumPy's `__array__` in a Keras call), the
                 # handler's exception comes out as another one, a SystemError "returned a
@@ -266,10 +264,9 @@ class WorkerGroup:
                 if self._sigterm.is_set():
                     return None
                 raise
-            finally:
-                self._interruptible = False
         except _Interrupted:
-            # The watcher's signal, handled just before the line above.
+            # The handler's exception, raised in the call, as it returns, or in the handler
+            # above.
             return None
         finally:
             self._interruptible = False
