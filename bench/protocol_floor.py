@@ -28,6 +28,8 @@ import grpc
 from aiohttp import web
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from seqzoo.serving.grpc_server import DEFAULT_MAX_RECEIVE_BYTES
+
 
 def write_answers(path: pathlib.Path, grpc_answers: dict, rest_answers: dict) -> None:
     """Writes the canned answers: request bytes to the serialized `PredictResponse` (gRPC), and
@@ -47,10 +49,11 @@ class _CannedPredictions(prediction_service_pb2_grpc.PredictionServiceServicer):
 def main(argv: list[str] | None = None) -> int:
     (answers_file,) = argv if argv is not None else sys.argv[1:]
     answers = pickle.loads(pathlib.Path(answers_file).read_bytes())
-    # The model server's gRPC defaults (`--grpc_max_threads` 8, no message size limit).
+    # The model server's gRPC defaults (`--grpc_max_threads` 8, its message size limits).
     grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8),
                               options=[("grpc.max_send_message_length", -1),
-                                       ("grpc.max_receive_message_length", -1),
+                                       ("grpc.max_receive_message_length",
+                                        DEFAULT_MAX_RECEIVE_BYTES),
                                        ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         _CannedPredictions(answers["grpc"]), grpc_server)
