@@ -8,7 +8,10 @@ sequential requests from one client, p50/p99. Throughput: requests per second wi
 64 concurrent clients (threads of the bench's process, each with its own connection), with the CPU
 milliseconds per request of the server's process and of the clients' at the most clients, so that
 a bound set by the clients (or by the cores they take from the server) shows. Every ratio is to
-the in-process call in the same run. Not with --quick, the rows `gRPC*` and `REST*` are a second
+the in-process call in the same run. The unbatched servers and the protocol floor stamp each
+request's handler and session run (bench/timeline_server.py), so that the sequential requests'
+round trips split into client to handler, the server's code, the session run and handler to
+client. Not with --quick, the rows `gRPC*` and `REST*` are a second
 server whose sessions run each op in the calling thread (`--platform_config_file` with a
 `session_config`, see TUNED_SESSION_CONFIG), the reference staying the plain in-process call.
 Then (not with --quick) servers with TF Serving's request batching at its defaults
@@ -88,10 +91,14 @@ def warmup_requests(version_dir: pathlib.Path):
     return requests
 
 
-def start_server(models_root: pathlib.Path, *flags: str):
-    """`seqzoo serve` on free ports in its own process; returns it and its gRPC and REST ports."""
+def start_server(models_root: pathlib.Path, *flags: str, timeline: pathlib.Path | None = None):
+    """`seqzoo serve` on free ports in its own process; returns it and its gRPC and REST ports.
+    With `timeline`, the server stamps each request's handler and session run (see
+    `bench/timeline_server.py`) and writes the stamps there when asked (`read_timeline`)."""
+    entry = (["-m", "seqzoo.serving.cli"] if timeline is None
+             else ["-m", "bench.timeline_server", str(timeline)])
     process = subprocess.Popen(
-        [sys.executable, "-m", "seqzoo.serving.cli", "serve", "--models-dir", str(models_root),
+        [sys.executable, *entry, "serve", "--models-dir", str(models_root),
          "--port", "0", "--rest_api_port", "0", "--file_system_poll_wait_seconds", "0", *flags],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -145,16 +152,24 @@ def callers(version_dir, name, requests, grpc_port, rest_port):
     return dict(zip(MODES, (in_process, over_grpc, over_rest)))
 
 
-def latency_ms(make_call, count: int) -> np.ndarray:
+def call_stamps(make_call, count: int) -> np.ndarray:
+    """`count` sequential calls (after 5 unmeasured ones): a `[count, 2]` array of each call's
+    start and end in `time.perf_counter_ns()`, the machine's monotonic clock that the servers
+    under `bench/timeline_server.py` stamp with too."""
     call = make_call()
     for i in range(5):
         call(i)
-    times = []
+    stamps = np.empty((count, 2), dtype=np.int64)
     for i in range(count):
-        start = time.perf_counter()
+        stamps[i, 0] = time.perf_counter_ns()
         call(i)
-        times.append(time.perf_counter() - start)
-    return np.asarray(times) * 1e3
+        stamps[i, 1] = time.perf_counter_ns()
+    return stamps
+
+
+def latency_ms(make_call, count: int) -> np.ndarray:
+    stamps = call_stamps(make_call, count)
+    return (stamps[:, 1] - stamps[:, 0]) / 1e6
 
 
 def process_cpu_seconds(pid: int | None = None) -> float | None:
@@ -212,21 +227,75 @@ def throughput(make_call, clients: int, per_client: int, server_pid: int | None 
 LATENCY_TURNS = 5
 
 
-def measure(modes: dict, count: int, clients: list[int], server_pids: dict) -> dict:
+def measure(modes: dict, count: int, clients: list[int], server_pids: dict,
+            timelines: dict | None = None) -> dict:
     """Per mode: `(p50 ms, p99 ms, {clients: Rate})`; `server_pids` gives each server mode's
     process. Modes take turns at each measurement (the sequential requests in LATENCY_TURNS
-    turns), so that a change of machine load affects them alike."""
-    times = {mode: [] for mode in modes}
+    turns), so that a change of machine load affects them alike. For each mode in `timelines`
+    (mode -> (server process, its stamps file)), the split of its sequential requests
+    (`timeline_row`) is added to `timelines[mode]` as a third item."""
+    stamps = {mode: [] for mode in modes}
     for _ in range(LATENCY_TURNS):
         for mode, make_call in modes.items():
-            times[mode].extend(latency_ms(make_call, max(1, count // LATENCY_TURNS)))
+            stamps[mode].append(call_stamps(make_call, max(1, count // LATENCY_TURNS)))
+    stamps = {mode: np.concatenate(each) for mode, each in stamps.items()}
+    for mode, (process, path) in (timelines or {}).items():
+        timelines[mode] = (process, path, timeline_row(stamps[mode], read_timeline(process, path)))
     rates = {mode: {} for mode in modes}
     for number in clients:
         for mode, make_call in modes.items():
             rates[mode][number] = throughput(make_call, number, max(2, count // number),
                                              server_pids.get(mode))
+    times = {mode: (each[:, 1] - each[:, 0]) / 1e6 for mode, each in stamps.items()}
     return {mode: (np.percentile(times[mode], 50), np.percentile(times[mode], 99), rates[mode])
             for mode in modes}
+
+
+def read_timeline(process: subprocess.Popen, path: pathlib.Path) -> np.ndarray:
+    """The stamps a server under `bench/timeline_server.py` took so far: `[requests, 4]`
+    (handler start, end, session run start, end), by handler start."""
+    path.unlink(missing_ok=True)
+    process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"The server under bench/timeline_server.py wrote no {path}.")
+        time.sleep(0.01)
+    records = np.load(path)
+    return records[np.argsort(records[:, 0])]
+
+
+def timeline_row(calls: np.ndarray, records: np.ndarray) -> dict[str, float]:
+    """Median milliseconds of each part of the sequential `calls` (client start, end stamps)
+    whose handler ran within them, from the server's `records` (`read_timeline`)."""
+    index = np.minimum(np.searchsorted(records[:, 0], calls[:, 0]), len(records) - 1)
+    inside = (records[index, 0] >= calls[:, 0]) & (records[index, 1] <= calls[:, 1])
+    calls, records = calls[inside], records[index[inside]]
+    run = records[:, 3] - records[:, 2]
+    parts = {"round trip": calls[:, 1] - calls[:, 0],
+             "to handler": records[:, 0] - calls[:, 0],
+             "handler": records[:, 1] - records[:, 0],
+             "session run": run,
+             "rest of handler": records[:, 1] - records[:, 0] - run,
+             "to client": calls[:, 1] - records[:, 1]}
+    return {"requests": len(calls), **{name: np.median(ns) / 1e6 for name, ns in parts.items()}}
+
+
+def print_timeline(rows: dict[str, dict[str, float]]) -> None:
+    """The split of each mode's sequential requests (`timeline_row`), and what it leaves."""
+    names = ["round trip", "to handler", "handler", "session run", "rest of handler",
+             "to client"]
+    header = f"{'mode':<12}{'requests':>9}" + "".join(f"{name:>17}" for name in names)
+    print("\nWhere a sequential batch-1 request's time goes (medians, ms; servers' stamps in "
+          "bench/timeline_server.py, on the clock the clients stamp with):")
+    print(header)
+    print("-" * len(header))
+    for mode, row in rows.items():
+        print(f"{mode:<12}{row['requests']:>9}" + "".join(f"{row[name]:>17.3f}" for name in names))
+    print("'to handler': from the client's call to the server's handler starting (sending, the "
+          "kernel, the protocol library and its hand-off to a handler thread); 'to client': from "
+          "the handler's end to the client having the answer; 'rest of handler': the server's "
+          "own code (conversions, checks, metrics).")
 
 
 def _cpu(rate: Rate) -> str:
@@ -280,7 +349,8 @@ FLOOR_NOTE = (f"'{FLOOR}': bench/protocol_floor.py, grpcio's and aiohttp's serve
 
 def start_floor(directory: pathlib.Path, requests, modes: dict):
     """The protocol floor server in its own process, canned with the answers the real server
-    (`modes`' gRPC and REST callers) gives to `requests`; returns it and its two ports."""
+    (`modes`' gRPC and REST callers) gives to `requests`, its gRPC handler stamped (into
+    `floor-timeline.npy` of `directory`, see `read_timeline`); returns it and its two ports."""
     from bench import protocol_floor
 
     grpc_call, rest_call = modes["gRPC"](), modes["REST"]()
@@ -289,7 +359,8 @@ def start_floor(directory: pathlib.Path, requests, modes: dict):
     rest_answers = {body: rest_call(i) for i, body in enumerate(rest_bodies(requests))}
     answers = directory / "floor-answers.pickle"
     protocol_floor.write_answers(answers, grpc_answers, rest_answers)
-    process = subprocess.Popen([sys.executable, "-m", "bench.protocol_floor", str(answers)],
+    process = subprocess.Popen([sys.executable, "-m", "bench.timeline_server",
+                                str(directory / "floor-timeline.npy"), "floor", str(answers)],
                                cwd=REPO, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     banner = process.stdout.readline()
@@ -425,7 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for server, server_flags in flags.items():
                 if server == "unbatched" or not args.quick:
-                    servers[server] = start_server(models_root, *server_flags)
+                    servers[server] = start_server(
+                        models_root, *server_flags,
+                        timeline=(pathlib.Path(tmp) / f"timeline-{server}.npy"
+                                  if server.startswith("unbatched") else None))
             for name, (version, version_dir) in versions.items():
                 requests = warmup_requests(version_dir)
                 served = {server: callers(version_dir, name, requests, grpc_port, rest_port)
@@ -442,7 +516,14 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in ("gRPC", "REST"):
                         modes[mode + FLOOR] = floor_modes[mode]
                         pids[mode + FLOOR] = floor[0].pid
-                    rows = measure(modes, count, clients, pids)
+                    unbatched = (("", "unbatched"), (TUNED, "unbatched" + TUNED))
+                    timelines = {mode + suffix: (servers[server][0],
+                                                 pathlib.Path(tmp) / f"timeline-{server}.npy")
+                                 for mode in ("gRPC", "REST") for suffix, server in unbatched
+                                 if server in servers}
+                    timelines["gRPC" + FLOOR] = (floor[0],
+                                                 pathlib.Path(tmp) / "floor-timeline.npy")
+                    rows = measure(modes, count, clients, pids, timelines)
                 finally:
                     floor[0].send_signal(signal.SIGTERM)
                     floor[0].wait(timeout=60)
@@ -450,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"sequential requests; req/s with {'/'.join(map(str, clients))} "
                             f"concurrent clients (load average {os.getloadavg()[0]:.1f})"
                             f"{' (quick)' if args.quick else ''}.", rows, clients)
+                print_timeline({mode: row for mode, (_, _, row) in timelines.items()})
                 if not args.quick:
                     # The table above's in-process rate with one client, where it has one: a
                     # second measurement, minutes later, need not agree with it.

@@ -6,7 +6,7 @@ from bench import serve_bench
 
 def test_serve_bench_quick_prints_its_table(capsys):
     assert serve_bench.main(["--quick"]) == 0
-    out = capsys.readouterr().out
+    out, timeline = capsys.readouterr().out.split("Where a sequential batch-1 request's time")
     assert "Serving sentiment version 1" in out
     header = next(line for line in out.splitlines() if line.startswith("mode"))
     assert "req/s 8" in header and header.endswith("CPU ms/req 8")
@@ -29,4 +29,15 @@ def test_serve_bench_quick_prints_its_table(capsys):
         assert float(cpu[mode + "-floor"][0]) < float(cpu[mode][0])
         assert f"{mode}: the protocol alone (floor) takes" in out
     assert "Clients: threads of this one process" in out
+    # Each sequential request is split by the servers' own stamps: every one is matched with its
+    # handler, the floor runs no session, and the parts lie inside the round trip.
+    parts = {line.split()[0]: [float(value) for value in line.split()[1:]]
+             for line in timeline.splitlines()
+             if line.split()[:1] in (["gRPC"], ["REST"], ["gRPC-floor"])}
+    assert sorted(parts) == ["REST", "gRPC", "gRPC-floor"]
+    for mode, (requests, total, to_handler, handler, run, rest, to_client) in parts.items():
+        assert requests == 20
+        assert min(to_handler, handler, rest, to_client) > 0
+        assert max(to_handler, handler, to_client) < total
+        assert (run == 0) == (mode == "gRPC-floor") and run < handler
     assert "Run directory:" not in out  # the training run's summary stays out of the table
