@@ -212,19 +212,20 @@ class Servable:
         once per (feeds, fetches) combination."""
         feed_names = tuple(sorted(feeds))
         key = (feed_names, fetches)
-        run = self._callables.get(key)
-        if run is None:
-            with self._lock:
-                run = self._callables.get(key)
-                if run is None:
-                    # `Session.make_callable` with feeds only wraps `Session.run`, which resolves
-                    # feeds and fetches in the graph at every call (twice as slow for a small
-                    # model); a callable made from CallableOptions is prepared once in C++
-                    # (TF_SessionMakeCallable), as TF Serving's own calls are.
-                    options = config_pb2.CallableOptions(feed=feed_names, fetch=fetches)
-                    run = self._session._make_callable_from_options(options)
-                    self._callables[key] = run
         try:
+            run = self._callables.get(key)
+            if run is None:
+                with self._lock:
+                    run = self._callables.get(key)
+                    if run is None:
+                        # `Session.make_callable` with feeds only wraps `Session.run`, which
+                        # resolves feeds and fetches in the graph at every call (twice as slow
+                        # for a small model); a callable made from CallableOptions is prepared
+                        # once in C++ (TF_SessionMakeCallable), as TF Serving's own calls are.
+                        # Preparing it builds the executors, whose errors are the request's.
+                        options = config_pb2.CallableOptions(feed=feed_names, fetch=fetches)
+                        run = self._session._make_callable_from_options(options)
+                        self._callables[key] = run
             return run(*(feeds[name] for name in feed_names))
         except tf.errors.OpError as err:
             raise ServingError.from_tf_error(err) from None

@@ -12,13 +12,17 @@ import re
 import subprocess
 
 import numpy as np
+import grpc
 import pytest
+import tensorflow as tf
 from server_process import SEQZOO, ServerProcess
 from toy_saved_model import reference_affine, save_toy
 
 from seqzoo.serving.batching_parameters import BatchingParameters
 from seqzoo.serving.cli import build_parser, serve
 from seqzoo.serving.platform_config import read_platform_config
+from seqzoo.serving.servable import Servable
+from seqzoo.serving.serving_error import ServingError
 
 # More inter-op threads than TensorFlow's default (one per core) could make.
 THREADS = len(os.sched_getaffinity(0)) + 3
@@ -59,6 +63,38 @@ def test_the_thread_flags_reach_the_session_of_a_served_model(models_dir, tmp_pa
         np.testing.assert_allclose(affine(server, x, k), reference_affine(x, k, 1))
         assert inter_op_threads(server.process.pid) == THREADS, server.log()
         assert server.stop()[0] == 0
+
+
+def save_tf1_control_flow(path: pathlib.Path) -> None:
+    """A TF1 SavedModel whose graph branches with Switch and Merge: y = 3x if sum(x) > 0,
+    else 2x."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        when_not, when = tf.raw_ops.Switch(data=x, pred=tf.reduce_sum(x) > 0)
+        y = tf.raw_ops.Merge(inputs=[when_not * 2, when * 3])[0]
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING], signature_def_map={
+            "serving_default": tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})})
+        builder.save()
+
+
+def test_a_session_config_that_cannot_run_the_graph_fails_the_request_as_tf_serving(tmp_path):
+    # The single-threaded executor refuses TF1 control flow when a signature's callable is
+    # prepared, at the first request: that request fails with TensorFlow's error, as in TF
+    # Serving, and the version keeps answering with the same error (no crash, no raw error).
+    save_tf1_control_flow(tmp_path / "1")
+    x = {"x": np.array([1.0, 2.0], np.float32)}
+    single_threaded = read_platform_config(platform_config(
+        tmp_path / "platform.config",
+        'session_config { experimental { executor_type: "SINGLE_THREADED_EXECUTOR" } }'))
+    servable = Servable("tf1", 1, tmp_path / "1", session_config=single_threaded.session_config)
+    for _ in range(2):
+        with pytest.raises(ServingError, match="Single-threaded executor does not support "
+                                               "switch op") as info:
+            servable.predict("", x)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    np.testing.assert_allclose(Servable("tf1", 1, tmp_path / "1").predict("", x)["y"], [3, 6])
 
 
 @pytest.mark.parametrize("flags, threads", [
