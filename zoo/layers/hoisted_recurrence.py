@@ -281,7 +281,7 @@ def _recurrence(forward, backward, compiled, *inputs):
         forward: `forward(*inputs)` returns `(outputs, saved)`: a tuple of output sequences
             and a tuple of what `backward` needs besides them.
         backward: `backward(d_outputs, outputs, saved, inputs)` returns the gradients of
-            `inputs`, `d_outputs` one per output (zeros where none flows).
+            `inputs`, `d_outputs` one per output (None, except for the first, where none flows).
         compiled: whether both run as XLA-compiled functions.
         *inputs: tensors, the first the projected inputs `[time, batch, gates]`.
 
@@ -298,7 +298,9 @@ def _recurrence(forward, backward, compiled, *inputs):
         outputs, saved = forward(*(tf.stop_gradient(tensor) for tensor in inputs))
 
         def gradient(*d_outputs):
-            d_outputs = tuple(_or_zeros(d, output) for d, output in zip(d_outputs, outputs))
+            # The first output (the hidden states) always gets a gradient tensor; the others
+            # stay None when none flows, so `backward` skips them rather than adding zeros.
+            d_outputs = (_or_zeros(d_outputs[0], outputs[0]), *d_outputs[1:])
             return backward(d_outputs, outputs, saved, inputs)
 
         return outputs, gradient
@@ -341,7 +343,9 @@ def _lstm_backward(d_outputs, outputs, saved, inputs):
     (d_hidden, d_carry), (hidden, carry), (records,) = d_outputs, outputs, saved
     _, h0, c0, recurrent_kernel = inputs
     time = tf.shape(hidden)[0]
-    upstream = _steps(tf.concat([d_hidden, d_carry], axis=2))
+    # Without a gradient for the carry states (the usual case: only the outputs are used),
+    # the loop reads `d_hidden` alone.
+    upstream = _steps(d_hidden if d_carry is None else tf.concat([d_hidden, d_carry], axis=2))
     record_steps = _steps(records)
     previous_carry = _steps(_previous(c0, carry))
     # Transposed once: a MatMul with transpose_b in the loop is slower on CPU.
@@ -349,7 +353,10 @@ def _lstm_backward(d_outputs, outputs, saved, inputs):
 
     def back(t, dh, dc, d_gates):
         t = t - 1
-        dh_up, dc_up = tf.split(upstream.read(t), 2, axis=1)
+        if d_carry is None:
+            dh_up, dc_up = upstream.read(t), 0.0
+        else:
+            dh_up, dc_up = tf.split(upstream.read(t), 2, axis=1)
         i, f, g, o, tanh_c = tf.split(record_steps.read(t), 5, axis=1)
         dh = dh + dh_up
         dc = dc + dc_up + dh * o * (1.0 - tf.square(tanh_c))

@@ -50,7 +50,7 @@ def _outputs_and_gradients(layer, x, mask, initial_state, directions, training=N
     initial_state = [tf.constant(s) for s in initial_state]
     with tf.GradientTape() as tape:
         tape.watch([x, *initial_state])
-        outputs = layer(x, mask=mask, initial_state=initial_state, training=training)
+        outputs = layer(x, mask=mask, initial_state=initial_state or None, training=training)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         loss = tf.add_n([tf.reduce_sum(o * d) for o, d in zip(outputs, directions)])
     gradients = tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])
@@ -83,6 +83,21 @@ def _assert_equal_to_keras(cell, mask_name, go_backwards, training=None):
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_equals_keras_outputs_states_and_gradients(cell, mask_name, go_backwards):
     _assert_equal_to_keras(cell, mask_name, go_backwards)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [None, True])
+def test_gradients_equal_keras_when_only_the_output_sequence_is_used(cell, training):
+    """No gradient reaches the final states (the usual case), so the backward pass gets none
+    for the LSTM's carry states and skips them; the gradients still equal Keras's."""
+    zoo, reference = _pair(cell, return_sequences=True)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    direction = tf.constant(rng.normal(size=(BATCH, TIME, UNITS)), tf.float32)
+    actual = _outputs_and_gradients(zoo, x, None, [], [direction], training)
+    expected = _outputs_and_gradients(reference, x, None, [], [direction])
+    for mine, theirs in zip(actual[0] + actual[1], expected[0] + expected[1]):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("cell, mask_name, go_backwards, cores", [("lstm", "holes", True, 3),
