@@ -460,3 +460,32 @@ def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp
             "(e.g. reading its data); it stops." in stuck), stuck
     # Its temporary output directory is gone with it.
     assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
+
+
+def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(tmp_path):
+    run_dir = tmp_path / "run"
+    # Worker 1's evaluation at step 3 computes for longer than the timeout while the chief waits
+    # for it, which is no stall; its evaluation at step 6 hangs, as one waiting for its
+    # validation data does, while its heartbeats go on.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *ENDLESS,
+                             "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
+                             "--set", "model.slow_evaluation_worker=1",
+                             "--set", "model.evaluation_passes=3000",
+                             "--set", "model.stall_worker=1",
+                             "--set", "model.stall_after_evaluations=1")
+    _wait_for_checkpoint_after(0, run_dir, workers)
+    first_evaluation = time.monotonic()
+    _wait_for_checkpoint_after(3, run_dir, workers)
+    saved = time.monotonic()
+    assert saved - first_evaluation > WORKER_TIMEOUT
+    (chief_status, chief), (stuck_status, stuck) = _outputs(workers, timeout=60)
+    for worker, message in zip(workers, ("stopped responding", "made no progress")):
+        assert _printed_at(worker, message) - saved < WORKER_TIMEOUT + 15, (chief, stuck)
+    assert _latest_step(run_dir) == 6
+    assert chief_status == 1, chief
+    assert ("worker 1 stopped responding; restart all workers to resume from step 6."
+            in chief), chief
+    assert stuck_status == 1, stuck
+    assert ("this worker (worker 1) made no progress for 3 s in its evaluation (its main thread "
+            "ran nothing, e.g. waiting for its validation data); it stops." in stuck), stuck
+    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
