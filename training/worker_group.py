@@ -217,11 +217,13 @@ class WorkerGroup:
         (see the class docstring)."""
         from tensorflow.python.eager import context
 
-        main_thread_time = time.pthread_getcpuclockid(threading.main_thread().ident)
+        # Not on every platform (macOS has no such clock): there evaluations are not watched.
+        main_thread_time = (time.pthread_getcpuclockid(threading.main_thread().ident)
+                            if hasattr(time, "pthread_getcpuclockid") else None)
         last, since = None, time.monotonic()
         while not done.wait(0.5):
             now = time.monotonic()
-            if self._evaluating.is_set():
+            if self._evaluating.is_set() and main_thread_time is not None:
                 progress = (self._calls, time.clock_gettime(main_thread_time))
             # The first call of the step function traces it, which may take any time.
             elif self._stepping.is_set() and self._step_calls >= 2:
