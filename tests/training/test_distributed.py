@@ -470,17 +470,23 @@ def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp
                              "--set", "model.stall_worker=1",
                              "--set", "model.stall_after_batches=50")
     _wait_for_checkpoint_after(20, run_dir, workers)
-    saved = time.monotonic()
+    _check_the_hung_worker_stops_the_run(tmp_path, workers, time.monotonic(), 40,
+                                         ", stuck outside the collectives (e.g. reading its data)")
+
+
+def _check_the_hung_worker_stops_the_run(tmp_path, workers, hung_since, saved_step, where):
+    """Checks that both `workers` exit 1 within the timeout of `hung_since`, worker 1 saying it
+    made no progress `where` and the chief naming it with the step `saved_step` to resume from,
+    which the run directory holds."""
     (chief_status, chief), (stuck_status, stuck) = _outputs(workers, timeout=60)
     for worker, message in zip(workers, ("stopped responding", "made no progress")):
-        assert _printed_at(worker, message) - saved < WORKER_TIMEOUT + 15, (chief, stuck)
-    assert _latest_step(run_dir) == 40
+        assert _printed_at(worker, message) - hung_since < WORKER_TIMEOUT + 15, (chief, stuck)
+    assert _latest_step(tmp_path / "run") == saved_step
     assert chief_status == 1, chief
-    assert ("worker 1 stopped responding; restart all workers to resume from step 40."
+    assert (f"worker 1 stopped responding; restart all workers to resume from step {saved_step}."
             in chief), chief
     assert stuck_status == 1, stuck
-    assert ("this worker (worker 1) made no progress for 3 s, stuck outside the collectives "
-            "(e.g. reading its data); it stops." in stuck), stuck
+    assert f"this worker (worker 1) made no progress for 3 s{where}; it stops." in stuck, stuck
     # Its temporary output directory is gone with it.
     assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
 
@@ -501,14 +507,6 @@ def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(t
     _wait_for_checkpoint_after(3, run_dir, workers)
     saved = time.monotonic()
     assert saved - first_evaluation > WORKER_TIMEOUT
-    (chief_status, chief), (stuck_status, stuck) = _outputs(workers, timeout=60)
-    for worker, message in zip(workers, ("stopped responding", "made no progress")):
-        assert _printed_at(worker, message) - saved < WORKER_TIMEOUT + 15, (chief, stuck)
-    assert _latest_step(run_dir) == 6
-    assert chief_status == 1, chief
-    assert ("worker 1 stopped responding; restart all workers to resume from step 6."
-            in chief), chief
-    assert stuck_status == 1, stuck
-    assert ("this worker (worker 1) made no progress for 3 s in its evaluation (its main thread "
-            "ran nothing, e.g. waiting for its validation data); it stops." in stuck), stuck
-    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
+    _check_the_hung_worker_stops_the_run(
+        tmp_path, workers, saved, 6,
+        " in its evaluation (its main thread ran nothing, e.g. waiting for its validation data)")
