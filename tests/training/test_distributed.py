@@ -499,7 +499,7 @@ def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(t
     workers = _start_workers(tmp_path, [run_dir, run_dir], *ENDLESS,
                              "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
                              "--set", "model.slow_evaluation_worker=1",
-                             "--set", "model.evaluation_passes=3000",
+                             "--set", f"model.slow_evaluation_seconds={WORKER_TIMEOUT + 1}",
                              "--set", "model.stall_worker=1",
                              "--set", "model.stall_after_evaluations=1")
     _wait_for_checkpoint_after(0, run_dir, workers)

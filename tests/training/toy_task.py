@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import keras
 import numpy as np
@@ -45,9 +46,11 @@ class ToyTask(Task):
         # worker's index in TF_CONFIG, so that all workers of a run share the setting.
         weights_file: str = ""
         # evaluate() repeats its validation pass this many times: an evaluation long enough to
-        # be interrupted; on worker `slow_evaluation_worker` alone unless it is -1.
+        # be interrupted; and on worker `slow_evaluation_worker` (index in TF_CONFIG) for
+        # `slow_evaluation_seconds` at least.
         evaluation_passes: int = 1
         slow_evaluation_worker: int = -1
+        slow_evaluation_seconds: float = 0.0
         # The worker (index in TF_CONFIG) whose input pipeline hangs after this many batches,
         # as one stuck reading its data does; -1: none. With `stall_after_evaluations` >= 0,
         # its evaluation hangs instead, after that many evaluations.
@@ -105,9 +108,13 @@ class ToyTask(Task):
             self.evaluations += 1
             if self.evaluations > self.config.stall_after_evaluations >= 0:
                 threading.Event().wait()
-        slow = self.config.slow_evaluation_worker in (-1, _task_index())
-        for _ in range(self.config.evaluation_passes if slow else 1):
+        slow = self.config.slow_evaluation_worker == _task_index()
+        # Computing all along, as an evaluation does, however slowly under load.
+        until = time.monotonic() + (self.config.slow_evaluation_seconds if slow else 0)
+        passes = 0
+        while passes < self.config.evaluation_passes or time.monotonic() < until:
             error = np.asarray(model(self.x_val))[:, 0] - self.y_val
+            passes += 1
         return {"mse": float(np.mean(error**2))}
 
     def export_module(self, model):
