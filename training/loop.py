@@ -41,10 +41,10 @@ def train(config: run_config.RunConfig, run_dir, *, progress: bool = True,
     (identical) checkpoints and logs to a temporary directory that is removed at the end. The
     workers stop together (see `WorkerGroup`): a SIGTERM to any of them makes all save a
     checkpoint of the same step (in any phase: an evaluation in progress ends at once on
-    every worker), and a worker that stops responding (or hangs, stalling the steps) for
-    `train.worker_timeout` seconds makes the others stop with `WorkerLost`. The chief prints a
-    summary at the end: run directory, last checkpoint, validation metrics and the export
-    command.
+    every worker), and a worker that stops responding (or hangs, in its steps or its
+    evaluation) for `train.worker_timeout` seconds makes the others stop with `WorkerLost`.
+    The chief prints a summary at the end: run directory, last checkpoint, validation metrics
+    and the export command.
 
     Args:
         config: the resolved run config (see `run_directory.configure`).

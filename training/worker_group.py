@@ -55,6 +55,13 @@ class WorkerGroup:
       collectives. The workers that were waiting in them get one of `failures`; the one whose
       main thread stays stuck says so, posts its name for the others' `WorkerLost`, and ends
       its process (exit status 1), the only way out of a stuck thread.
+    - A worker whose main thread stops running inside an `interruptible` call (an evaluation
+      waiting for its data) while it heartbeats leaves the others waiting in the collective
+      after it: when that thread has used no CPU time for `timeout` seconds (a blocked thread
+      uses none; one that computes, however slowly under load, does), the worker says so,
+      posts its name and ends its process (exit status 1), and the others' collective fails
+      with one of `failures` naming it. The others are never judged by how long they wait,
+      so evaluations of unequal length raise no alarm.
 
     In a single process, SIGTERM interrupts the run at once, as Ctrl-C does (`KeyboardInterrupt`,
     after which the loop saves a checkpoint).
@@ -100,9 +107,11 @@ class WorkerGroup:
         self._sigterm = threading.Event()
         self._interruptible = False
         self._timeout, self._step, self._scratch = timeout, step, scratch
-        # The calls of the step function so far, and whether one runs now.
-        self._calls = 0
+        # The watched calls (of the step function, or `interruptible`) so far, how many of them
+        # called the step function, and which kind runs now.
+        self._calls = self._step_calls = 0
         self._stepping = threading.Event()
+        self._evaluating = threading.Event()
         self._stalled = False
 
     @contextlib.contextmanager
@@ -140,7 +149,7 @@ class WorkerGroup:
             threading.Thread(target=watch, args=(done,), daemon=True,
                              name="seqzoo-sigterm-watcher").start()
             if self._timeout and self._step is not None:
-                threading.Thread(target=self._watch_steps, args=(done,), daemon=True,
+                threading.Thread(target=self._watch_progress, args=(done,), daemon=True,
                                  name="seqzoo-stall-watchdog").start()
         try:
             yield
@@ -154,6 +163,7 @@ class WorkerGroup:
     def stepping(self):
         """Marks a call of the step function for the stall watchdog."""
         self._calls += 1
+        self._step_calls += 1
         self._stepping.set()
         try:
             yield
@@ -202,27 +212,35 @@ class WorkerGroup:
                         or isinstance(_probe(peer), tf.errors.UnavailableError)):
                     waiting.discard(peer)
 
-    def _watch_steps(self, done: threading.Event) -> None:
-        """Ends a run whose steps stalled for `timeout` seconds (see the class docstring)."""
+    def _watch_progress(self, done: threading.Event) -> None:
+        """Ends a run whose steps stalled, or this worker's evaluation, for `timeout` seconds
+        (see the class docstring)."""
         from tensorflow.python.eager import context
 
-        last_step, since = None, time.monotonic()
+        # Not on every platform (macOS has no such clock): there evaluations are not watched.
+        main_thread_time = (time.pthread_getcpuclockid(threading.main_thread().ident)
+                            if hasattr(time, "pthread_getcpuclockid") else None)
+        last, since = None, time.monotonic()
         while not done.wait(0.5):
             now = time.monotonic()
-            # The first call traces the step function, which may take any time.
-            if not self._stepping.is_set() or self._calls < 2:
-                last_step, since = None, now
-                continue
-            step = int(self._step.numpy())
-            if step != last_step:
-                last_step, since = step, now
+            if self._evaluating.is_set() and main_thread_time is not None:
+                progress = (self._calls, time.clock_gettime(main_thread_time))
+            # The first call of the step function traces it, which may take any time.
+            elif self._stepping.is_set() and self._step_calls >= 2:
+                progress = (self._calls, int(self._step.numpy()))
+            else:
+                progress = None
+            if progress is None or progress != last:
+                last, since = progress, now
                 continue
             if now - since >= self._timeout:
                 break
         else:
             return
+        if self._evaluating.is_set():
+            self._stop_stuck(" in its evaluation (its main thread ran nothing, e.g. waiting for "
+                             "its validation data)")
         self._stalled = True
-        me = " ".join(self._me)
         context.context().abort_collective_ops(
             tf.errors.UNAVAILABLE, f"The steps made no progress for {self._timeout} s.")
         deadline = time.monotonic() + _GRACE
@@ -230,10 +248,16 @@ class WorkerGroup:
             time.sleep(0.05)
         if not self._stepping.is_set():
             return  # The main thread was waiting in a collective: it reports a lost worker.
+        self._stop_stuck(", stuck outside the collectives (e.g. reading its data)")
+
+    def _stop_stuck(self, where: str) -> None:
+        """Ends this worker, whose main thread is stuck (`where` says where, continuing the
+        message), after posting its name for the others' `WorkerLost`."""
+        me = " ".join(self._me)
         _post(self._stuck_key, me)
-        print(f"seqzoo train: error: this worker ({me}) made no progress for {self._timeout} s, "
-              "stuck outside the collectives (e.g. reading its data); it stops. Restart all "
-              "workers to resume from the last checkpoint.", file=sys.stderr, flush=True)
+        print(f"seqzoo train: error: this worker ({me}) made no progress for {self._timeout} s"
+              f"{where}; it stops. Restart all workers to resume from the last checkpoint.",
+              file=sys.stderr, flush=True)
         if self._scratch:
             # `os._exit` skips the `finally` blocks that would remove it.
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -241,7 +265,9 @@ class WorkerGroup:
 
     def interruptible(self, function, *args):
         """`function(*args)`, host work without collectives (e.g. an evaluation), ended on
-        every worker as soon as any of them gets SIGTERM.
+        every worker as soon as any of them gets SIGTERM, and by the watchdog once this
+        worker's main thread ran nothing in it for `timeout` seconds (see the class
+        docstring).
 
         Returns:
             What `function` returns, or None when a SIGTERM ended it (or came before it);
@@ -251,6 +277,8 @@ class WorkerGroup:
             KeyboardInterrupt: outside a cluster, on SIGTERM or Ctrl-C.
         """
         self._interruptible = True
+        self._calls += 1
+        self._evaluating.set()
         try:
             try:
                 if self._sigterm.is_set():
@@ -270,6 +298,7 @@ class WorkerGroup:
             return None
         finally:
             self._interruptible = False
+            self._evaluating.clear()
 
     def lost(self, error: tf.errors.OpError, saved_step: int | None) -> WorkerLost:
         """The `WorkerLost` for a collective that failed with `error` (one of `failures`),

@@ -21,7 +21,7 @@ import yaml
 import toy_task
 from seqzoo.training import config as run_config
 from seqzoo.training import loop, run_directory
-from seqzoo.training.strategy import is_chief, make_strategy
+from seqzoo.training.strategy import check_workers_agree, is_chief, make_strategy
 from seqzoo.training.worker_group import WorkerGroup
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -177,6 +177,36 @@ def test_workers_agree_on_a_stop_after_the_host_work_of_a_step(tmp_path, monkeyp
     loop.train(cfg, tmp_path / "run", progress=False)
     # Calls of 1, 1 and 2 steps (the first call runs one).
     assert saved_when_asked == [0, 2, 4]
+
+
+class _TwoWorkers:
+    """A strategy over this worker and another that restored the step `other`: what
+    `check_workers_agree` needs of MultiWorkerMirroredStrategy."""
+
+    cluster_resolver = object()
+    num_replicas_in_sync = 2
+
+    def __init__(self, other):
+        self.other = other
+
+    def run(self, function):
+        return function()
+
+    def reduce(self, op, value, axis):
+        assert op == tf.distribute.ReduceOp.SUM and axis is None
+        return value + tf.constant([self.other, self.other**2], tf.int64)
+
+
+def test_workers_that_restored_different_steps_stop_before_training():
+    # A worker that cannot see the chief's checkpoints (a run directory not on shared storage)
+    # would train from step 0 and wait in collectives the others never join.
+    check_workers_agree(_TwoWorkers(40), 40)
+    for mine, other in ((40, 0), (0, 40), (3, 5)):
+        with pytest.raises(ValueError, match=rf"The workers restored different steps \(this one: "
+                                             rf"{mine}\)\. Every worker resumes from the "
+                                             "chief's checkpoints, so --run-dir must be on "
+                                             "storage that all workers share."):
+            check_workers_agree(_TwoWorkers(other), mine)
 
 
 def _free_ports(count):
@@ -351,13 +381,6 @@ def test_workers_stop_together_resume_and_end_as_one_device(tmp_path, monkeypatc
         assert not np.allclose(chief[key], 0.0)
         np.testing.assert_allclose(chief[key], single[key], rtol=1e-5, atol=1e-6)
 
-    # A worker that cannot see the chief's checkpoints would train from step 0: both stop instead.
-    results = _run_workers(tmp_path, [run_dir, tmp_path / "elsewhere"], "--steps",
-                           str(final + 2))
-    for returncode, output in results:
-        assert returncode == 2, output
-        assert "The workers restored different steps" in output, output
-    assert f"this one: {final}" in results[0][1] and "this one: 0" in results[1][1]
 
 
 def _wait_for(path, processes):
@@ -447,16 +470,43 @@ def test_a_worker_that_hangs_but_heartbeats_stops_the_run_within_the_timeout(tmp
                              "--set", "model.stall_worker=1",
                              "--set", "model.stall_after_batches=50")
     _wait_for_checkpoint_after(20, run_dir, workers)
-    saved = time.monotonic()
+    _check_the_hung_worker_stops_the_run(tmp_path, workers, time.monotonic(), 40,
+                                         ", stuck outside the collectives (e.g. reading its data)")
+
+
+def _check_the_hung_worker_stops_the_run(tmp_path, workers, hung_since, saved_step, where):
+    """Checks that both `workers` exit 1 within the timeout of `hung_since`, worker 1 saying it
+    made no progress `where` and the chief naming it with the step `saved_step` to resume from,
+    which the run directory holds."""
     (chief_status, chief), (stuck_status, stuck) = _outputs(workers, timeout=60)
     for worker, message in zip(workers, ("stopped responding", "made no progress")):
-        assert _printed_at(worker, message) - saved < WORKER_TIMEOUT + 15, (chief, stuck)
-    assert _latest_step(run_dir) == 40
+        assert _printed_at(worker, message) - hung_since < WORKER_TIMEOUT + 15, (chief, stuck)
+    assert _latest_step(tmp_path / "run") == saved_step
     assert chief_status == 1, chief
-    assert ("worker 1 stopped responding; restart all workers to resume from step 40."
+    assert (f"worker 1 stopped responding; restart all workers to resume from step {saved_step}."
             in chief), chief
     assert stuck_status == 1, stuck
-    assert ("this worker (worker 1) made no progress for 3 s, stuck outside the collectives "
-            "(e.g. reading its data); it stops." in stuck), stuck
+    assert f"this worker (worker 1) made no progress for 3 s{where}; it stops." in stuck, stuck
     # Its temporary output directory is gone with it.
     assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("seqzoo-")]
+
+
+def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(tmp_path):
+    run_dir = tmp_path / "run"
+    # Worker 1's evaluation at step 3 computes for longer than the timeout while the chief waits
+    # for it, which is no stall; its evaluation at step 6 hangs, as one waiting for its
+    # validation data does, while its heartbeats go on.
+    workers = _start_workers(tmp_path, [run_dir, run_dir], *ENDLESS,
+                             "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
+                             "--set", "model.slow_evaluation_worker=1",
+                             "--set", f"model.slow_evaluation_seconds={WORKER_TIMEOUT + 1}",
+                             "--set", "model.stall_worker=1",
+                             "--set", "model.stall_after_evaluations=1")
+    _wait_for_checkpoint_after(0, run_dir, workers)
+    first_evaluation = time.monotonic()
+    _wait_for_checkpoint_after(3, run_dir, workers)
+    saved = time.monotonic()
+    assert saved - first_evaluation > WORKER_TIMEOUT
+    _check_the_hung_worker_stops_the_run(
+        tmp_path, workers, saved, 6,
+        " in its evaluation (its main thread ran nothing, e.g. waiting for its validation data)")

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import keras
 import numpy as np
@@ -45,16 +46,22 @@ class ToyTask(Task):
         # worker's index in TF_CONFIG, so that all workers of a run share the setting.
         weights_file: str = ""
         # evaluate() repeats its validation pass this many times: an evaluation long enough to
-        # be interrupted.
+        # be interrupted; and on worker `slow_evaluation_worker` (index in TF_CONFIG) for
+        # `slow_evaluation_seconds` at least.
         evaluation_passes: int = 1
+        slow_evaluation_worker: int = -1
+        slow_evaluation_seconds: float = 0.0
         # The worker (index in TF_CONFIG) whose input pipeline hangs after this many batches,
-        # as one stuck reading its data does; -1: none.
+        # as one stuck reading its data does; -1: none. With `stall_after_evaluations` >= 0,
+        # its evaluation hangs instead, after that many evaluations.
         stall_worker: int = -1
         stall_after_batches: int = 0
+        stall_after_evaluations: int = -1
 
     def prepare(self) -> None:
         self.x, self.y = make_data(self.seed, self.config.examples, self.config.noise)
         self.x_val, self.y_val = make_data(self.seed + 1, 64, 0.0)
+        self.evaluations = 0
 
     def train_dataset(self, global_batch_size, input_context=None):
         batch_size = global_batch_size
@@ -69,7 +76,7 @@ class ToyTask(Task):
             dataset = dataset.enumerate().map(
                 lambda i, xy: (xy[0], tf.where(i >= limit, np.float32("nan"), xy[1]))
             )
-        if self.config.stall_worker == _task_index():
+        if self.config.stall_worker == _task_index() and self.config.stall_after_evaluations < 0:
             limit = self.config.stall_after_batches
 
             def stall(index):
@@ -97,8 +104,17 @@ class ToyTask(Task):
         if self.config.weights_file:
             np.savez(self.config.weights_file.replace("{task}", str(_task_index())),
                      *model.get_weights())
-        for _ in range(self.config.evaluation_passes):
+        if self.config.stall_worker == _task_index():
+            self.evaluations += 1
+            if self.evaluations > self.config.stall_after_evaluations >= 0:
+                threading.Event().wait()
+        slow = self.config.slow_evaluation_worker == _task_index()
+        # Computing all along, as an evaluation does, however slowly under load.
+        until = time.monotonic() + (self.config.slow_evaluation_seconds if slow else 0)
+        passes = 0
+        while passes < self.config.evaluation_passes or time.monotonic() < until:
             error = np.asarray(model(self.x_val))[:, 0] - self.y_val
+            passes += 1
         return {"mse": float(np.mean(error**2))}
 
     def export_module(self, model):
