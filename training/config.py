@@ -59,9 +59,9 @@ class TrainConfig(CheckedConfig):
             hangs but heartbeats), before the others take it as lost: they stop (exit
             non-zero) saying which worker it was and from which step all of them resume once
             restarted. Keep it above the time of one step; checkpoint saves and evaluations
-            are not counted, since the workers agree on a stop after them, but a worker whose
-            main thread runs nothing for that long in its evaluation (it waits for its data)
-            stops as hung.
+            are not counted, since the workers agree on a stop after them, but a worker that
+            computes nothing for that long in its evaluation (it waits for its data) stops as
+            hung.
         mixed_precision: "float32", or float32 weights with computations in "mixed_float16"
             (for GPUs; the loss is scaled dynamically so small gradients do not underflow) or
             "mixed_bfloat16" (for TPUs and CPUs with bfloat16 units). Model outputs, softmax

@@ -25,6 +25,10 @@ _RUNS = itertools.count()
 # takes itself as the worker that hangs.
 _GRACE = 2
 
+# The share of a core a worker's process must use while its main thread waits in an evaluation
+# for the evaluation to count as progressing (TensorFlow's threads computing for it).
+_BUSY = 0.1
+
 
 class _Interrupted(KeyboardInterrupt):
     """Raised in the main thread to end an `interruptible` call; it never leaves the call."""
@@ -57,8 +61,10 @@ class WorkerGroup:
       its process (exit status 1), the only way out of a stuck thread.
     - A worker whose main thread stops running inside an `interruptible` call (an evaluation
       waiting for its data) while it heartbeats leaves the others waiting in the collective
-      after it: when that thread has used no CPU time for `timeout` seconds (a blocked thread
-      uses none; one that computes, however slowly under load, does), the worker says so,
+      after it: when for `timeout` seconds that thread has used no CPU time (a blocked thread
+      uses none; one that computes, however slowly under load, does) and neither have
+      TensorFlow's threads for it (a tenth of a core: the main thread may wait in one long
+      call), the worker says so,
       posts its name and ends its process (exit status 1), and the others' collective fails
       with one of `failures` naming it. The others are never judged by how long they wait,
       so evaluations of unequal length raise no alarm.
@@ -221,15 +227,24 @@ class WorkerGroup:
         main_thread_time = (time.pthread_getcpuclockid(threading.main_thread().ident)
                             if hasattr(time, "pthread_getcpuclockid") else None)
         last, since = None, time.monotonic()
+        busy, cpu = 0, None
         while not done.wait(0.5):
             now = time.monotonic()
             if self._evaluating.is_set() and main_thread_time is not None:
-                progress = (self._calls, time.clock_gettime(main_thread_time))
+                # An evaluation progresses while its main thread runs, or while TensorFlow's
+                # threads compute and the main thread waits in one long call: more than
+                # `_BUSY` of a core, far above what an idle worker's background threads use.
+                previous = cpu
+                cpu = (now, time.clock_gettime(main_thread_time), time.process_time())
+                if (previous is None or cpu[1] > previous[1]
+                        or cpu[2] - previous[2] > _BUSY * (now - previous[0])):
+                    busy += 1
+                progress = (self._calls, busy)
             # The first call of the step function traces it, which may take any time.
             elif self._stepping.is_set() and self._step_calls >= 2:
-                progress = (self._calls, int(self._step.numpy()))
+                progress, cpu = (self._calls, int(self._step.numpy())), None
             else:
-                progress = None
+                progress, cpu = None, None
             if progress is None or progress != last:
                 last, since = progress, now
                 continue
@@ -238,7 +253,7 @@ class WorkerGroup:
         else:
             return
         if self._evaluating.is_set():
-            self._stop_stuck(" in its evaluation (its main thread ran nothing, e.g. waiting for "
+            self._stop_stuck(" in its evaluation (it computed nothing, e.g. waiting for "
                              "its validation data)")
         self._stalled = True
         context.context().abort_collective_ops(

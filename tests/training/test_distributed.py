@@ -493,9 +493,9 @@ def _check_the_hung_worker_stops_the_run(tmp_path, workers, hung_since, saved_st
 
 def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(tmp_path):
     run_dir = tmp_path / "run"
-    # Worker 1's evaluation at step 3 computes for longer than the timeout while the chief waits
-    # for it, which is no stall; its evaluation at step 6 hangs, as one waiting for its
-    # validation data does, while its heartbeats go on.
+    # Worker 1's evaluation at step 3 computes for longer than the timeout, in one TensorFlow
+    # call its main thread waits in, while the chief waits for it: no stall. Its evaluation at
+    # step 6 hangs, as one waiting for its validation data does, while its heartbeats go on.
     workers = _start_workers(tmp_path, [run_dir, run_dir], *ENDLESS,
                              "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
                              "--set", "model.slow_evaluation_worker=1",
@@ -509,4 +509,4 @@ def test_a_worker_that_hangs_in_an_evaluation_stops_the_run_within_the_timeout(t
     assert saved - first_evaluation > WORKER_TIMEOUT
     _check_the_hung_worker_stops_the_run(
         tmp_path, workers, saved, 6,
-        " in its evaluation (its main thread ran nothing, e.g. waiting for its validation data)")
+        " in its evaluation (it computed nothing, e.g. waiting for its validation data)")

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import threading
-import time
 
 import keras
 import numpy as np
@@ -46,8 +45,8 @@ class ToyTask(Task):
         # worker's index in TF_CONFIG, so that all workers of a run share the setting.
         weights_file: str = ""
         # evaluate() repeats its validation pass this many times: an evaluation long enough to
-        # be interrupted; and on worker `slow_evaluation_worker` (index in TF_CONFIG) for
-        # `slow_evaluation_seconds` at least.
+        # be interrupted; on worker `slow_evaluation_worker` (index in TF_CONFIG) it first
+        # computes for `slow_evaluation_seconds` in one TensorFlow call.
         evaluation_passes: int = 1
         slow_evaluation_worker: int = -1
         slow_evaluation_seconds: float = 0.0
@@ -108,13 +107,12 @@ class ToyTask(Task):
             self.evaluations += 1
             if self.evaluations > self.config.stall_after_evaluations >= 0:
                 threading.Event().wait()
-        slow = self.config.slow_evaluation_worker == _task_index()
-        # Computing all along, as an evaluation does, however slowly under load.
-        until = time.monotonic() + (self.config.slow_evaluation_seconds if slow else 0)
-        passes = 0
-        while passes < self.config.evaluation_passes or time.monotonic() < until:
+        if self.config.slow_evaluation_worker == _task_index():
+            # One long TensorFlow call, as a compiled beam search may be: the main thread waits
+            # in it using no CPU time while TensorFlow's threads compute.
+            _compute_for(tf.constant(self.config.slow_evaluation_seconds, tf.float64))
+        for _ in range(self.config.evaluation_passes):
             error = np.asarray(model(self.x_val))[:, 0] - self.y_val
-            passes += 1
         return {"mse": float(np.mean(error**2))}
 
     def export_module(self, model):
@@ -127,6 +125,15 @@ class ToyTask(Task):
             )
         }
         return module
+
+
+@tf.function
+def _compute_for(seconds):
+    """Computes (matrix products) for `seconds`, in one call."""
+    end = tf.timestamp() + seconds
+    square = tf.ones([64, 64])
+    return tf.while_loop(lambda total: tf.timestamp() < end,
+                         lambda total: total + tf.reduce_sum(tf.matmul(square, square)), [0.0])
 
 
 def _task_index() -> int:
