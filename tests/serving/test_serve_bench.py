@@ -41,3 +41,17 @@ def test_serve_bench_quick_prints_its_table(capsys):
         assert max(to_handler, handler, to_client) < total
         assert (run == 0) == (mode == "gRPC-floor") and run < handler
     assert "Run directory:" not in out  # the training run's summary stays out of the table
+
+
+def test_grpc_threading_experiment_quick_runs_its_four_servers(capsys):
+    # Four Predict servers in their own processes answer the same request alike (checked by the
+    # experiment itself) and each gets a rate, a CPU figure and a p50.
+    from bench import grpc_threading
+
+    assert grpc_threading.main(["--quick", "--seconds", "0.5", "--turns", "1"]) == 0
+    rows = {line.split()[0]: [float(value) for value in line.split()[1:]]
+            for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] and line.split()[0] in grpc_threading.MODES}
+    assert sorted(rows) == sorted(grpc_threading.MODES)
+    assert rows["threads"][1] == 1.0 and rows["threads+batch"][2] == 1.0
+    assert all(len(values) == 5 and min(values) > 0 for values in rows.values())
