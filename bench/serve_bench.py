@@ -380,7 +380,8 @@ TUNED_SESSION_CONFIG = ('intra_op_parallelism_threads: 1 inter_op_parallelism_th
 TUNED_NOTE = (f"{TUNED}: the server with --platform_config_file, session_config "
               f"{{ {TUNED_SESSION_CONFIG} }}; the others use TensorFlow's defaults.")
 TUNED_BATCHING_NOTE = (f"batched{TUNED} has batching_parameters {{ }} in that file (TF Serving's "
-                       "defaults, as --enable_batching) and --grpc_max_threads 64.")
+                       "defaults, as --enable_batching), --grpc_max_threads 64 and "
+                       "--rest_api_num_threads 64.")
 
 
 def platform_config_file(directory: pathlib.Path, batching: bool) -> pathlib.Path:
@@ -395,8 +396,10 @@ def platform_config_file(directory: pathlib.Path, batching: bool) -> pathlib.Pat
     return path
 
 
-# The batched server: gRPC threads for every client, so that calls wait for a batch, not a thread.
-BATCHED_FLAGS = ("--enable_batching", "--grpc_max_threads", "64")
+# The batched server: gRPC and REST threads for every client, so that calls wait for a batch, not a
+# thread (REST's default, 4 per CPU, let at most 8 of 16 clients' calls wait for one here).
+THREAD_FLAGS = ("--grpc_max_threads", "64", "--rest_api_num_threads", "64")
+BATCHED_FLAGS = ("--enable_batching", *THREAD_FLAGS)
 BATCHED_CLIENTS = (8, 16, 64)
 
 
@@ -490,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             flags["unbatched" + TUNED] = (
                 "--platform_config_file", str(platform_config_file(pathlib.Path(tmp), False)))
             flags["batched" + TUNED] = (
-                "--grpc_max_threads", "64",
+                *THREAD_FLAGS,
                 "--platform_config_file", str(platform_config_file(pathlib.Path(tmp), True)))
         servers = {}
         try:
