@@ -156,9 +156,10 @@ def check_answer(mode: str, index: int, response, answers: dict) -> None:
 
 def measure(version_dir: pathlib.Path, seconds: float, turns: int) -> None:
     import grpc
+    import numpy as np
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from bench.serve_bench import REPO, process_cpu_seconds, warmup_requests
+    from bench.serve_bench import REPO, latency_ms, process_cpu_seconds, warmup_requests
 
     requests = warmup_requests(version_dir)
     servers = {}
@@ -190,12 +191,9 @@ def measure(version_dir: pathlib.Path, seconds: float, turns: int) -> None:
                              for i, stub in enumerate(stubs)]
                     for i, call in enumerate(calls):
                         check_answer(mode, i % len(requests), call.result(), answers)
-                    latencies = []
-                    for i in range(200):
-                        start = time.perf_counter()
-                        stubs[0].Predict(requests[i % len(requests)], timeout=60)
-                        latencies.append(time.perf_counter() - start)
-                    p50s[mode].append(sorted(latencies)[100] * 1e3)
+                    p50s[mode].append(np.percentile(latency_ms(
+                        lambda stub=stubs[0]: lambda i: stub.Predict(
+                            requests[i % len(requests)], timeout=60), 200), 50))
                     counts = [0] * CLIENTS
                     stop = time.monotonic() + seconds
 
