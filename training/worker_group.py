@@ -64,9 +64,8 @@ class WorkerGroup:
       after it: when for `timeout` seconds that thread has used no CPU time (a blocked thread
       uses none; one that computes, however slowly under load, does) and neither have
       TensorFlow's threads for it (a tenth of a core: the main thread may wait in one long
-      call), the worker says so,
-      posts its name and ends its process (exit status 1), and the others' collective fails
-      with one of `failures` naming it. The others are never judged by how long they wait,
+      call), the worker says so, posts its name and ends its process (exit status 1), and the
+      others' collective fails with one of `failures` naming it. The others are never judged by how long they wait,
       so evaluations of unequal length raise no alarm.
 
     In a single process, SIGTERM interrupts the run at once, as Ctrl-C does (`KeyboardInterrupt`,
